@@ -1,0 +1,191 @@
+"""The params schema: one frozen pydantic model per `params.yaml` section, validated once per stage.
+
+Every stage calls `load_params(path)` at its boundary and receives typed, immutable objects; no
+code below the boundary reads `params.yaml` or a raw dict. An unknown or mistyped key stops the
+stage with one line naming the key, the file and what was expected (`ParamsError`).
+
+Numbers of the paper (Sec. 4 "Implementation details", appendices F and G) live in
+`configs/paper.yaml`; `params.yaml` is the embedded CPU default and `configs/smoke.yaml` the tiny
+preset the tests run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ParamsError(ValueError):
+    """A params file that does not match the schema; the message is one line for the user."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class DataConfig(_Section):
+    source: Literal["embedded", "coco_stuff"] = "embedded"
+    """`embedded`: the `scenes` stage renders its own COCO-stuff-format dataset; `coco_stuff`: read a
+    real COCO-stuff tree at `root` (validated and digested, never copied into the DVC cache)."""
+    root: Path | None = None
+    """Root of a real COCO-stuff tree (images/, stuffthingmaps/, annotations/); required for coco_stuff."""
+
+    @model_validator(mode="after")
+    def _root_given_for_coco_stuff(self) -> DataConfig:
+        if self.source == "coco_stuff" and self.root is None:
+            raise ValueError("data.root is required when data.source is coco_stuff")
+        return self
+
+
+class ScenesConfig(_Section):
+    seed: int = 0
+    """Seed of every layout, style and texture choice of the embedded dataset."""
+    num_train: int = Field(2400, ge=1)
+    """Scenes written to train2017."""
+    num_val: int = Field(600, ge=1)
+    """Scenes written to val2017 (the test split)."""
+    height: int = Field(128, ge=16)
+    width: int = Field(128, ge=16)
+    indoor_fraction: float = Field(0.12, ge=0, le=1)
+    """Share of indoor scenes (the `filter` stage removes them, as the paper removes indoor images)."""
+    object_fraction: float = Field(0.08, ge=0, le=1)
+    """Share of object-centric scenes (the paper's "images of random objects", removed by `filter`)."""
+    jpeg_quality: int = Field(95, ge=1, le=100)
+    workers: int = Field(2, ge=1)
+    """Processes rendering in parallel."""
+
+    @model_validator(mode="after")
+    def _fractions_leave_outdoor_scenes(self) -> ScenesConfig:
+        if self.indoor_fraction + self.object_fraction > 1:
+            raise ValueError("scenes.indoor_fraction + scenes.object_fraction must be at most 1")
+        return self
+
+
+class FilterConfig(_Section):
+    max_indoor_fraction: float = Field(0.05, ge=0, le=1)
+    """An image with more indoor-stuff pixels (walls, floors, ceilings, furniture-stuff, ...) is indoor."""
+    max_thing_fraction: float = Field(0.4, ge=0, le=1)
+    """An image with more thing pixels is an image of an object rather than a scene."""
+    min_stuff_fraction: float = Field(0.5, ge=0, le=1)
+    """An outdoor scene is mostly stuff (sky, ground, water, plants, ...)."""
+    max_unlabeled_fraction: float = Field(0.3, ge=0, le=1)
+    on_invalid: Literal["error", "skip"] = "error"
+    """A label map that fails validation: stop the stage (`error`) or skip the image and count it."""
+
+
+class ManifestConfig(_Section):
+    seed: int = 0
+    image_size: int = Field(128, ge=16)
+    """Global images are resized to this square size (paper: 512, Sec. 4)."""
+    patch_size: int = Field(64, ge=8)
+    """Cross-reconstruction patch size (paper: 256, appendix F)."""
+    enlarged_patch_size: int = Field(96, ge=8)
+    """Phase-2 crops, resized to `patch_size` (paper: 384, appendix F)."""
+    flip: bool = True
+    """Random horizontal flips (appendix F)."""
+
+    @model_validator(mode="after")
+    def _patches_fit(self) -> ManifestConfig:
+        if 2 * self.patch_size > self.image_size:
+            raise ValueError("manifest.patch_size must fit twice in manifest.image_size (two non-overlapping crops)")
+        if not self.patch_size <= self.enlarged_patch_size <= self.image_size:
+            raise ValueError("manifest.enlarged_patch_size must lie between patch_size and image_size")
+        return self
+
+
+class ModelConfig(_Section):
+    num_scales: int = Field(4, ge=0)
+    """L of Eq. 1-3: features at scales 0..L (paper: 4)."""
+    attention_maps: tuple[int, ...] = (8, 16, 16, 16, 16)
+    """K of Eq. 4 per scale 0..L (paper: 8, 16, 16, 16, 16)."""
+    backbone: str = "random"
+    """VGG-19 weights: `imagenet` (torchvision's), a file path, or `random` (seeded)."""
+    ngf: int = Field(32, ge=1)
+    """Width of the SPADE synthesis network."""
+    norm: Literal["instance", "batch"] = "instance"
+    """SPADE's parameter-free normalization (`batch` becomes SyncBatchNorm on GPUs under DDP)."""
+
+    @model_validator(mode="after")
+    def _one_k_per_scale(self) -> ModelConfig:
+        if len(self.attention_maps) != self.num_scales + 1:
+            raise ValueError(
+                f"model.attention_maps needs one K per scale 0..{self.num_scales} "
+                f"({self.num_scales + 1} values), got {len(self.attention_maps)}"
+            )
+        return self
+
+
+class PretrainConfig(_Section):
+    epochs: int = Field(2, ge=0)
+    """MSCA pretraining epochs with the auxiliary feature decoder (paper: 20, appendix G)."""
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-4, gt=0)
+
+
+class TrainConfig(_Section):
+    seed: int = 0
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    """Adam learning rate of G and D (paper: 0.0002, Sec. 4)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam betas (paper: 0.9, 0.999, Sec. 4)."""
+    generator_every: int = Field(5, ge=1)
+    """G is updated every this many iterations (paper: 5, Sec. 4)."""
+    phase1_epochs: int = Field(1, ge=0)
+    """Patch cross-reconstruction only (paper: 20, appendix F)."""
+    phase2_epochs: int = Field(1, ge=0)
+    """Enlarged patches plus global self-reconstruction (paper: 20, appendix F)."""
+    lambda_global: float = Field(1.0, ge=0)
+    """λ of Eq. 11, weight of the global self-reconstruction task (paper: 1)."""
+
+
+VariantName = Literal["full", "gap", "no_att", "no_fm", "no_global", "spade_vae", "full_attention"]
+
+
+class Params(_Section):
+    """A whole params file: one section per stage."""
+
+    data: DataConfig = DataConfig()
+    scenes: ScenesConfig = ScenesConfig()
+    filter: FilterConfig = FilterConfig()
+    manifest: ManifestConfig = ManifestConfig()
+    model: ModelConfig = ModelConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    train: TrainConfig = TrainConfig()
+    variants: tuple[VariantName, ...] = ("full", "gap")
+
+
+def _describe(error: dict[str, Any], path: Path) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "<top level>"
+    if error["type"] == "extra_forbidden":
+        parent = Params
+        for part in error["loc"][:-1]:
+            parent = parent.model_fields[str(part)].annotation
+        expected = ", ".join(parent.model_fields)
+        return f"{path}: unknown key '{key}' (expected one of: {expected})"
+    return f"{path}: key '{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_params(raw: Any, path: Path) -> Params:
+    """Validate a parsed params mapping; `path` only names the file in the error."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_describe(error.errors()[0], path)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate a whole params file (the stage boundary)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    return parse_params(raw, path)
