@@ -1,0 +1,499 @@
+"""MLflow lineage for pipeline stages: the one module that imports mlflow (DESIGN.md, "Tracking and lineage").
+
+Every stage execution is one MLflow run, nested under a parent run per pipeline fingerprint
+(git commit + params hash). A stage run records:
+
+- tags `egsynth.stage`, `egsynth.git_commit`, `egsynth.git_dirty`, `egsynth.fingerprint` (and
+  `egsynth.dvc_exp_name`, `egsynth.dvc_exp_baseline_rev` inside `dvc exp run`);
+- the stage's params, flattened to `section.key`;
+- one tag per dep and per out, key `dep_tag(path)` / `out_tag(path)`, i.e. `egsynth.dep/<path>` and
+  `egsynth.out/<path>` with `<path>` relative to the repo root (or to the experiment's copy of it)
+  in posix style, value the md5 DVC writes to dvc.lock. Search them with backticks: tags.`egsynth.out/models/full/generator.pt` = '...';
+- the artifact `lineage.json` {stage, commit, dirty, fingerprint, params, deps, outs};
+- parquet tables as MLflow datasets (`mlflow.log_input`), digest = their dvc md5.
+
+MLflow holds pointers and digests only; the bytes live in the workspace and DVC's cache.
+The store defaults to `sqlite:///<repo>/mlflow.db` with artifacts in `<repo>/mlartifacts/`, so
+the library needs no tracking server. Only rank 0 of a torchrun job records anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT_ENV = "EGSYNTH_MLFLOW_EXPERIMENT"
+DEFAULT_EXPERIMENT = "egsynth"
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"  # next to a SQLite store, for experiments this module creates
+
+# tag keys
+STAGE = "egsynth.stage"
+KIND = "egsynth.kind"  # "pipeline" on parent runs, "stage" on stage runs
+GIT_COMMIT = "egsynth.git_commit"
+GIT_DIRTY = "egsynth.git_dirty"  # "true" / "false"
+FINGERPRINT = "egsynth.fingerprint"
+PARAMS_HASH = "egsynth.params_hash"
+DEP_PREFIX = "egsynth.dep/"
+OUT_PREFIX = "egsynth.out/"
+EXP_ENV_TAGS = {  # env var set by `dvc exp run` -> tag
+    "DVC_EXP_NAME": "egsynth.dvc_exp_name",
+    "DVC_EXP_BASELINE_REV": "egsynth.dvc_exp_baseline_rev",
+}
+LINEAGE_ARTIFACT = "lineage.json"
+
+# experiment workspaces outside the repo's own: <repo>/.dvc/tmp/exps/tmpXXXX/ (queued runs) and
+# <repo>/.dvc/tmp/exps/standalone/tmpXXXX/ (`dvc exp run --temp`, checked with dvc 3.67.1)
+_EXPS_PARTS = (".dvc", "tmp", "exps")
+_NOISY_LOGGERS = ("alembic", "mlflow.store.db.utils", "mlflow.store.db.db_types")
+_TAG_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-. /")
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def _split_exp_workspace(path: Path) -> tuple[Path, Path]:
+    """(<repo>, the copy) for a path inside an experiment's copy of <repo> under <repo>/.dvc/tmp/exps/,
+    else (path, path). The copy is the nearest directory holding its own `.dvc/`."""
+    parts = path.parts
+    n = len(_EXPS_PARTS)
+    for i in range(len(parts) - n):
+        if parts[i : i + n] == _EXPS_PARTS:
+            repo, exps = Path(*parts[:i]), Path(*parts[: i + n])
+            copy = _nearest_dvc_root(path)
+            if copy is not None and copy != exps and copy.is_relative_to(exps):
+                return repo, copy
+            return path, path
+    return path, path
+
+
+def _nearest_dvc_root(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        if (directory / ".dvc").is_dir():
+            return directory
+    return None
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute path with its parent directories resolved, the last component kept (it may be a DVC cache link)."""
+    path = Path(os.path.abspath(path))
+    return path if path.parent == path else path.parent.resolve() / path.name
+
+
+def _relative(path: Path, workspace: Path) -> str:
+    try:
+        return _absolute(path).relative_to(workspace).as_posix()
+    except ValueError:
+        raise ValueError(f"{path}: not inside the repository {workspace}") from None
+
+
+def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
+    """{"gan": {"lr": 1}} -> {"gan.lr": 1}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _plain(value: Any) -> Any:
+    """Mappings -> dicts with str keys, tuples -> lists, recursively: what canonical JSON needs."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _param_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(_plain(value), default=str)
+
+
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+# ----------------------------------------------------------------------------
+# repository, digests, fingerprints
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The directory holding `.dvc/`, walking up from `start` (default: cwd).
+
+    Inside a `dvc exp run --temp` workspace (<repo>/.dvc/tmp/exps/<name>/) this is <repo>, the
+    original repository, so every run lands in one MLflow store.
+    """
+    start = _absolute(start if start is not None else Path.cwd())
+    root = _nearest_dvc_root(start)
+    if root is None:
+        raise FileNotFoundError(f"{start}: not inside a DVC repository (no .dvc/ directory above it)")
+    repo, _ = _split_exp_workspace(root)
+    return repo
+
+
+def tracking_uri(repo_root: Path) -> str:
+    """$MLFLOW_TRACKING_URI when set, else an absolute SQLite store `<repo_root>/mlflow.db`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(repo_root).resolve() / STORE_FILE).as_posix()}"
+
+
+def dvc_md5(path: Path) -> str:
+    """The md5 DVC writes to dvc.lock for `path`: a file's md5, or a directory's `<md5>.dir`.
+
+    Both come from dvc-data, DVC's own hashing library. A directory is built like DVC builds an
+    output: `.dvcignore` rules of the enclosing DVC repo apply, and `dry_run` keeps the file
+    objects out of any store (the odb is an in-memory one; only its staging area is used).
+    """
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.hash import file_md5
+    from dvc_objects.fs import MemoryFileSystem, localfs
+
+    path = _absolute(Path(path))
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: cannot compute its dvc md5, it does not exist")
+    if not path.is_dir():
+        return file_md5(os.fspath(path), localfs)
+
+    odb = HashFileDB(MemoryFileSystem(), "/egsynth-dvc-md5", hash_name="md5")
+    staging, _, tree = build(odb, os.fspath(path), localfs, "md5", ignore=_dvcignore(path), dry_run=True)
+    with suppress(FileNotFoundError):  # the tree's listing stays in the global memory fs otherwise
+        staging.fs.rm_file(tree.path)
+    digest = tree.hash_info.value
+    assert digest and digest.endswith(".dir"), digest
+    return digest
+
+
+def _dvcignore(path: Path):
+    """DVC's ignore filter for the repo around `path` (as `dvc repro` applies it), or None outside a repo."""
+    root = _nearest_dvc_root(path)
+    if root is None:
+        return None
+    from dvc.ignore import DvcIgnoreFilter
+    from dvc_objects.fs import localfs
+
+    return DvcIgnoreFilter(localfs, os.fspath(root))
+
+
+def git_state(repo_root: Path) -> tuple[str, bool]:
+    """(HEAD commit, dirty). Dirty means tracked files differ from HEAD; untracked files are ignored
+    (like `git describe --dirty`). Without git or without a commit: ("none", True)."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", os.fspath(repo_root), *args], capture_output=True, text=True, check=False)
+
+    try:
+        head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except FileNotFoundError:  # no git executable
+        return "none", True
+    if head.returncode != 0:
+        return "none", True
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return head.stdout.strip(), status.returncode != 0 or bool(status.stdout.strip())
+
+
+def params_hash(params: Mapping) -> str:
+    """sha256 of the canonical JSON (sorted keys, no whitespace) of `params`."""
+    return hashlib.sha256(_canonical_json(params).encode("utf-8")).hexdigest()
+
+
+def pipeline_fingerprint(commit: str, params: Mapping) -> str:
+    """`<commit[:12]>-<params_hash[:12]>`: one pipeline configuration, the key of a parent run."""
+    return f"{commit[:12]}-{params_hash(params)[:12]}"
+
+
+def _tag_key(prefix: str, path: Path | str, repo_root: Path | None) -> str:
+    path = Path(path)
+    if repo_root is None:
+        rel = path.as_posix()
+    else:
+        root = Path(repo_root).resolve()
+        rel = _relative(path if path.is_absolute() else root / path, root)
+    bad = "".join(sorted(set(rel) - _TAG_KEY_CHARS))
+    if bad or posixpath.normpath(rel) != rel or rel == "." or rel.startswith(("/", "../")) or rel == "..":
+        raise ValueError(
+            f"{path}: cannot be an MLflow tag key {prefix + rel!r}; it must be a normalized relative path"
+            f" of letters, digits and _ - . space / (offending characters: {bad!r})"
+        )
+    return prefix + rel
+
+
+def dep_tag(path: Path | str, repo_root: Path | None = None) -> str:
+    """Tag key of a dep's md5: `egsynth.dep/<posix path relative to the repo root>`.
+
+    With `repo_root`, `path` may be absolute or relative to `repo_root`; without it, `path` must
+    already be relative to the repo root (as dvc.yaml writes it). Paths whose key MLflow would
+    refuse (characters other than letters, digits, _ - . space /) raise ValueError.
+    """
+    return _tag_key(DEP_PREFIX, path, repo_root)
+
+
+def out_tag(path: Path | str, repo_root: Path | None = None) -> str:
+    """Tag key of an out's md5: `egsynth.out/<posix path relative to repo_root>`."""
+    return _tag_key(OUT_PREFIX, path, repo_root)
+
+
+# ----------------------------------------------------------------------------
+# MLflow
+
+
+def _client(uri: str) -> MlflowClient:
+    for name in _NOISY_LOGGERS:  # SQLite store creation logs every migration at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _artifact_location(uri: str) -> str | None:
+    """`<dir of the SQLite file>/mlartifacts`, so artifacts never land in a cwd-relative ./mlruns."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db_file = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    return (db_file.resolve().parent / ARTIFACTS_DIR).as_uri()
+
+
+def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=_artifact_location(uri))
+    except MlflowException:  # created meanwhile by a concurrent stage
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _find_parents(client: MlflowClient, experiment_id: str, fingerprint: str) -> list:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{FINGERPRINT}` = '{fingerprint}' and tags.`{KIND}` = 'pipeline'",
+        max_results=50,
+    )
+    return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+
+def _parent_run_id(client: MlflowClient, experiment_id: str, fingerprint: str, commit: str, all_params: Mapping) -> str:
+    """The parent run of this fingerprint, created on first use; concurrent creators agree on the oldest."""
+    from mlflow.entities import Param
+
+    if parents := _find_parents(client, experiment_id, fingerprint):
+        return parents[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"pipeline {fingerprint}",
+        tags={KIND: "pipeline", FINGERPRINT: fingerprint, GIT_COMMIT: commit, PARAMS_HASH: params_hash(all_params)},
+    )
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten(all_params).items()])
+    client.log_dict(run_id, _plain(all_params), "params.json")
+    client.set_terminated(run_id, "FINISHED")  # a grouping, not a process: its stages are the runs
+    winner = _find_parents(client, experiment_id, fingerprint)[0].info.run_id
+    if winner != run_id:
+        client.delete_run(run_id)
+    return winner
+
+
+def _log_table(client: MlflowClient, run_id: str, path: Path, name: str, digest: str, source: Path, context: str):
+    """Log a parquet table as an MLflow dataset: schema, row count, source path and dvc md5 (no data)."""
+    import mlflow.data
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    frame = pd.read_parquet(path)
+    with warnings.catch_warnings():  # local paths match two source types; integer columns get a hint: both harmless
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        dataset = mlflow.data.from_pandas(frame, source=os.fspath(source), name=name, digest=digest)
+        # MlflowClient has no log_input; this is what mlflow.log_input builds, without needing an active fluent run
+        entity = DatasetInput(dataset=dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+    client.log_inputs(run_id, datasets=[entity])
+
+
+@dataclass
+class StageRun:
+    """Handle on the stage's MLflow run; `run_id` is None on ranks other than 0 (nothing is logged)."""
+
+    run_id: str | None
+    parent_run_id: str | None = None
+    fingerprint: str | None = None
+    _client: Any = field(default=None, repr=False)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log scalar metrics (nested mappings flatten to `a.b`) at `step` (default 0)."""
+        if self.run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step or 0) for key, value in flatten(metrics).items()]
+        self._client.log_batch(self.run_id, metrics=batch)
+
+
+@contextmanager
+def stage_run(
+    stage: str,
+    *,
+    repo_root: Path,  # the repository (or a `dvc exp run --temp` copy of it); the store is the original's
+    stage_params: Mapping,  # the params sections this stage reads, e.g. {"train": {...}}
+    all_params: Mapping,  # all of params.yaml: with the git commit, it names the parent run
+    deps: Sequence[Path],  # hashed on enter
+    outs: Sequence[Path],  # hashed on successful exit
+    tables: Sequence[Path] = (),  # parquet files (among deps or outs) to log as MLflow datasets
+) -> Iterator[StageRun]:
+    """One MLflow run for one stage execution; see the module docstring for what it records.
+
+    An exception inside the block ends the run FAILED (KILLED on KeyboardInterrupt) and propagates.
+    """
+    if not _is_rank_zero():
+        yield StageRun(run_id=None)
+        return
+
+    store_root, workspace = _split_exp_workspace(Path(repo_root).resolve())
+    if store_root == workspace:  # given the original root: the stage may still run inside a temp copy of it
+        cwd_root, cwd_workspace = _split_exp_workspace(Path.cwd().resolve())
+        if cwd_root == store_root:
+            workspace = cwd_workspace
+
+    def relative(paths: Sequence[Path]) -> dict[str, Path]:  # relative posix path -> absolute path
+        absolute = [Path(p) if Path(p).is_absolute() else workspace / p for p in paths]
+        return {_relative(path, workspace): path for path in absolute}
+
+    out_paths, table_paths = relative(outs), relative(tables)
+    out_keys = {rel: out_tag(rel) for rel in out_paths}  # refuse an unusable path now, not after the stage ran
+    dep_md5 = {rel: dvc_md5(path) for rel, path in relative(deps).items()}
+    commit, dirty = git_state(workspace)
+    fingerprint = pipeline_fingerprint(commit, all_params)
+
+    uri = tracking_uri(store_root)
+    client = _client(uri)
+    experiment_id = _experiment_id(client, os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT, uri)
+    parent_id = _parent_run_id(client, experiment_id, fingerprint, commit, all_params)
+
+    from mlflow.entities import Param, RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID
+
+    tags = {
+        MLFLOW_PARENT_RUN_ID: parent_id,
+        KIND: "stage",
+        STAGE: stage,
+        GIT_COMMIT: commit,
+        GIT_DIRTY: str(dirty).lower(),
+        FINGERPRINT: fingerprint,
+        PARAMS_HASH: params_hash(all_params),
+        **{tag: os.environ[env] for env, tag in EXP_ENV_TAGS.items() if os.environ.get(env)},
+        **{dep_tag(rel): md5 for rel, md5 in dep_md5.items()},
+    }
+    if commit != "none":
+        tags[MLFLOW_GIT_COMMIT] = commit
+    run_id = client.create_run(experiment_id, run_name=stage, tags=tags).info.run_id
+    logger.info("stage %s: MLflow run %s (pipeline %s) in %s", stage, run_id, fingerprint, uri)
+    run = StageRun(run_id=run_id, parent_run_id=parent_id, fingerprint=fingerprint, _client=client)
+    try:
+        client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten(stage_params).items()])
+        for rel in sorted(table_paths.keys() & dep_md5.keys()):
+            _log_table(client, run_id, table_paths[rel], rel, dep_md5[rel], store_root / rel, "input")
+
+        yield run
+
+        out_md5 = {rel: dvc_md5(path) for rel, path in out_paths.items()}
+        client.log_batch(run_id, tags=[RunTag(out_keys[rel], md5) for rel, md5 in out_md5.items()])
+        for rel in sorted(table_paths.keys() - dep_md5.keys()):
+            md5 = out_md5.get(rel) or dvc_md5(table_paths[rel])
+            _log_table(client, run_id, table_paths[rel], rel, md5, store_root / rel, "output")
+        lineage = {
+            "stage": stage,
+            "commit": commit,
+            "dirty": dirty,
+            "fingerprint": fingerprint,
+            "params": _plain(stage_params),
+            "deps": dep_md5,
+            "outs": out_md5,
+        }
+        client.log_dict(run_id, lineage, LINEAGE_ARTIFACT)
+    except BaseException as error:
+        client.set_terminated(run_id, "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+
+
+# ----------------------------------------------------------------------------
+# queries, for `egsynth lineage`
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What one stage run recorded, read back from MLflow."""
+
+    run_id: str
+    stage: str
+    status: str  # FINISHED, FAILED, KILLED, RUNNING
+    start_time: int  # ms since the epoch
+    commit: str
+    dirty: bool
+    fingerprint: str
+    params: dict[str, str]  # flattened, as logged
+    deps: dict[str, str]  # relative posix path -> dvc md5
+    outs: dict[str, str]
+
+
+def find_stage_runs(repo_root: Path, *, out: Path | str, md5: str | None = None) -> list[StageRecord]:
+    """Stage runs that recorded `out` (a path relative to the repo root) as an out, with digest
+    `md5` if given, newest first; read from the store `stage_run` writes to for `repo_root`."""
+    store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
+    uri = tracking_uri(store_root)
+    client = _client(uri)
+    experiment = client.get_experiment_by_name(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
+    if experiment is None:
+        return []
+    key = out_tag(out)
+    condition = f"tags.`{key}` = '{md5}'" if md5 else f"tags.`{key}` != ''"
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"{condition} and tags.`{KIND}` = 'stage'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return [_record(run) for run in runs]
+
+
+def _record(run) -> StageRecord:
+    tags = run.data.tags
+    return StageRecord(
+        run_id=run.info.run_id,
+        stage=tags.get(STAGE, ""),
+        status=run.info.status,
+        start_time=run.info.start_time,
+        commit=tags.get(GIT_COMMIT, "none"),
+        dirty=tags.get(GIT_DIRTY) == "true",
+        fingerprint=tags.get(FINGERPRINT, ""),
+        params=dict(run.data.params),
+        deps={k.removeprefix(DEP_PREFIX): v for k, v in tags.items() if k.startswith(DEP_PREFIX)},
+        outs={k.removeprefix(OUT_PREFIX): v for k, v in tags.items() if k.startswith(OUT_PREFIX)},
+    )

@@ -1,0 +1,360 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from egsynth import tracking
+from egsynth.tracking import (
+    dep_tag,
+    dvc_md5,
+    find_repo_root,
+    git_state,
+    out_tag,
+    params_hash,
+    pipeline_fingerprint,
+    stage_run,
+    tracking_uri,
+)
+
+# ----------------------------------------------------------------------------
+# helpers
+
+PARAMS = {"filter": {"min_outdoor": 0.5, "seed": 0}, "train": {"lr": 2e-4, "variants": ["full", "gap"]}}
+
+# a stage that writes a text file with CRLF line ends, a nested directory with a binary file, and a
+# file that .dvcignore excludes from the directory's hash
+WRITER = """\
+import os
+os.makedirs("out/dir/sub", exist_ok=True)
+open("out/file.txt", "wb").write(b"line one\\r\\nline two\\n")
+open("out/dir/a.txt", "w").write("a")
+open("out/dir/sub/b.bin", "wb").write(bytes(range(256)) * 9)
+open("out/dir/scratch.tmp", "w").write("ignored by .dvcignore")
+"""
+
+
+def sh(*args: str, cwd: Path) -> str:
+    """Run a command outside this test's DVC/MLflow environment; its stdout, or its output in the failure."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_", "EGSYNTH_"))}
+    done = subprocess.run(args, cwd=cwd, env=env | {"DVC_NO_ANALYTICS": "1"}, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def git_init(repo: Path) -> None:
+    """A git repo with its own identity (dvc exp copies it into the experiment's workspace)."""
+    sh("git", "init", "-q", cwd=repo)
+    sh("git", "config", "user.name", "egsynth tests", cwd=repo)
+    sh("git", "config", "user.email", "tests@egsynth.invalid", cwd=repo)
+
+
+def git_commit_all(repo: Path) -> None:
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-q", "-m", "c", cwd=repo)
+
+
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory) -> str:
+    """One SQLite store for the module: creating it runs all migrations (about a second)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch, store_uri, request) -> Path:
+    """An empty DVC workspace as cwd, its own experiment in the shared store, no DVC/torchrun env."""
+    root = tmp_path / "repo"
+    (root / ".dvc").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
+    monkeypatch.setenv(tracking.EXPERIMENT_ENV, request.node.name)
+    for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+
+
+def write_scenes(root: Path) -> Path:
+    scenes = root / "data" / "raw" / "scenes"
+    scenes.mkdir(parents=True)
+    (scenes / "0.png").write_bytes(b"\x89PNG0")
+    (scenes / "1.png").write_bytes(b"\x89PNG1")
+    return scenes
+
+
+def run_stage(root: Path, name: str, all_params: dict, **kwargs) -> tracking.StageRun:
+    with stage_run(name, repo_root=root, stage_params={}, all_params=all_params, deps=[], outs=[], **kwargs) as r:
+        pass
+    return r
+
+
+# ----------------------------------------------------------------------------
+# digests
+
+
+def test_dvc_md5_equals_the_md5_dvc_repro_writes_to_dvc_lock(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh("git", "init", "-q", cwd=repo)
+    sh(sys.executable, "-m", "dvc", "init", "-q", cwd=repo)
+    (repo / ".dvcignore").write_text("*.tmp\n")
+    (repo / "write.py").write_text(WRITER)
+    stage = {"cmd": "python write.py", "deps": ["write.py"], "outs": ["out/file.txt", "out/dir"]}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"write": stage}}))
+    sh(sys.executable, "-m", "dvc", "repro", "-q", cwd=repo)
+
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["write"]
+    recorded = {entry["path"]: entry["md5"] for entry in lock["deps"] + lock["outs"]}
+    assert recorded["out/dir"].endswith(".dir")
+    for path, md5 in recorded.items():
+        assert dvc_md5(repo / path) == md5, path
+
+
+def test_dvc_md5_of_a_directory_changes_with_any_file_and_not_with_ignored_ones(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvcignore").write_text("*.tmp\n")
+    scenes = write_scenes(tmp_path)
+    before = dvc_md5(scenes)
+    (scenes / "scratch.tmp").write_text("x")
+    assert dvc_md5(scenes) == before
+    (scenes / "1.png").write_bytes(b"\x89PNG2")
+    assert dvc_md5(scenes) != before
+
+
+def test_dvc_md5_of_a_missing_path_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        dvc_md5(tmp_path / "nope")
+
+
+def test_params_hash_is_independent_of_key_order():
+    shuffled = {"train": {"variants": ["full", "gap"], "lr": 2e-4}, "filter": {"seed": 0, "min_outdoor": 0.5}}
+    assert params_hash(PARAMS) == params_hash(shuffled)
+    assert params_hash(PARAMS) != params_hash({**PARAMS, "filter": {"min_outdoor": 0.6, "seed": 0}})
+    assert pipeline_fingerprint("a" * 40, PARAMS) == pipeline_fingerprint("a" * 40, shuffled)
+    assert pipeline_fingerprint("a" * 40, PARAMS) != pipeline_fingerprint("b" * 40, PARAMS)
+
+
+# ----------------------------------------------------------------------------
+# repository
+
+
+def test_tracking_uri_is_the_env_value_when_set_else_an_absolute_sqlite_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert tracking_uri(tmp_path) == "http://tracking:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    assert tracking_uri(Path(".")) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert tracking_uri(Path(".")).startswith("sqlite:////")
+
+
+# where dvc 3.67 puts experiment copies: queued runs, and `dvc exp run --temp`
+EXP_COPIES = [".dvc/tmp/exps/tmpabc", ".dvc/tmp/exps/standalone/tmpabc"]
+
+
+@pytest.mark.parametrize("copy_dir", EXP_COPIES)
+def test_find_repo_root_inside_a_dvc_exp_temp_copy_is_the_original_repo(tmp_path, monkeypatch, copy_dir):
+    (tmp_path / ".dvc").mkdir()
+    copy = tmp_path / copy_dir
+    (copy / ".dvc").mkdir(parents=True)
+    (copy / "src" / "egsynth").mkdir(parents=True)
+    assert find_repo_root(copy / "src" / "egsynth") == tmp_path
+    assert find_repo_root(tmp_path / ".dvc" / "tmp") == tmp_path
+    monkeypatch.chdir(copy)
+    assert find_repo_root() == tmp_path
+
+
+def test_find_repo_root_outside_a_repo_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not inside a DVC repository"):
+        find_repo_root(tmp_path)
+
+
+def test_git_state_is_head_and_dirty_when_a_tracked_file_changes(tmp_path):
+    assert git_state(tmp_path) == ("none", True)
+    git_init(tmp_path)
+    (tmp_path / "a.py").write_text("1")
+    git_commit_all(tmp_path)
+    head = sh("git", "rev-parse", "HEAD", cwd=tmp_path).strip()
+    (tmp_path / "untracked.txt").write_text("u")
+    assert git_state(tmp_path) == (head, False)
+    (tmp_path / "a.py").write_text("2")
+    assert git_state(tmp_path) == (head, True)
+
+
+def test_tag_keys_are_relative_posix_paths_and_illegal_ones_are_refused(tmp_path):
+    assert dep_tag("data/raw/scenes") == "egsynth.dep/data/raw/scenes"
+    assert out_tag(tmp_path / "models" / "full" / "generator.pt", tmp_path) == "egsynth.out/models/full/generator.pt"
+    assert out_tag(Path("models/x.pt"), tmp_path) == "egsynth.out/models/x.pt"
+    for bad in ("data/a+b.parquet", "data/../x", "/abs/x"):
+        with pytest.raises(ValueError):
+            dep_tag(bad)
+    with pytest.raises(ValueError, match="not inside"):
+        dep_tag(tmp_path.parent / "elsewhere", tmp_path)
+
+
+# ----------------------------------------------------------------------------
+# stage runs
+
+
+def test_stage_run_records_stage_params_and_the_dvc_md5_of_deps_and_outs(repo, monkeypatch):
+    monkeypatch.setenv("DVC_EXP_NAME", "hazy-fern")
+    scenes = write_scenes(repo)
+    table = Path("data/interim/scenes.parquet")
+    report = Path("reports/filter.json")
+    with stage_run(
+        "filter",
+        repo_root=repo,
+        stage_params={"filter": PARAMS["filter"]},
+        all_params=PARAMS,
+        deps=[Path("data/raw/scenes")],
+        outs=[table, report],
+        tables=[table],
+    ) as run:
+        assert not table.exists()  # outs are hashed on exit, after the stage wrote them
+        table.parent.mkdir(parents=True)
+        pd.DataFrame({"image": ["0.png", "1.png"], "split": ["train", "test"]}).to_parquet(table)
+        report.parent.mkdir()
+        report.write_text('{"kept": 2}')
+        run.log_metrics({"kept": 2})
+
+    got = client().get_run(run.run_id)
+    tags = got.data.tags
+    assert got.info.status == "FINISHED"
+    assert tags[tracking.STAGE] == "filter" and tags["egsynth.dvc_exp_name"] == "hazy-fern"
+    assert tags[tracking.GIT_COMMIT] == "none" and tags[tracking.GIT_DIRTY] == "true"
+    assert tags[dep_tag("data/raw/scenes")] == dvc_md5(scenes)
+    assert tags[out_tag(table)] == dvc_md5(repo / table)
+    assert tags[out_tag(report)] == dvc_md5(repo / report)
+    assert got.data.params == {"filter.min_outdoor": "0.5", "filter.seed": "0"}
+    assert got.data.metrics == {"kept": 2.0}
+
+    (dataset_input,) = got.inputs.dataset_inputs
+    assert dataset_input.dataset.name == "data/interim/scenes.parquet"
+    assert dataset_input.dataset.digest == dvc_md5(repo / table)
+    lineage = json.loads(Path(client().download_artifacts(run.run_id, "lineage.json")).read_text())
+    assert lineage["deps"] == {"data/raw/scenes": dvc_md5(scenes)}
+    assert lineage["outs"] == {str(table): dvc_md5(repo / table), str(report): dvc_md5(repo / report)}
+    assert lineage["params"] == {"filter": PARAMS["filter"]}
+    artifacts = {f.path for f in client().list_artifacts(run.run_id)}
+    assert artifacts == {"lineage.json"}  # pointers and digests only, never the data
+
+
+def test_find_stage_runs_by_out_digest_returns_the_run_that_wrote_those_bytes(repo):
+    def train(weights: bytes) -> tracking.StageRun:
+        (repo / "models").mkdir(exist_ok=True)
+        deps, outs = [Path("data/raw/scenes")], [Path("models/g.pt")]
+        with stage_run("train", repo_root=repo, stage_params={}, all_params=PARAMS, deps=deps, outs=outs) as run:
+            (repo / "models" / "g.pt").write_bytes(weights)
+        return run
+
+    scenes = write_scenes(repo)
+    old, new = train(b"old"), train(b"new")
+    (record,) = tracking.find_stage_runs(repo, out="models/g.pt", md5=dvc_md5(repo / "models" / "g.pt"))
+    assert record.run_id == new.run_id and record.stage == "train" and record.status == "FINISHED"
+    assert record.deps == {"data/raw/scenes": dvc_md5(scenes)}
+    assert [r.run_id for r in tracking.find_stage_runs(repo, out="models/g.pt")] == [new.run_id, old.run_id]
+    assert tracking.find_stage_runs(repo, out="models/other.pt") == []
+
+
+def test_runs_with_the_same_commit_and_params_share_one_parent(repo):
+    first = run_stage(repo, "scenes", PARAMS)
+    second = run_stage(repo, "filter", {"train": PARAMS["train"], "filter": PARAMS["filter"]})
+    other = run_stage(repo, "filter", {**PARAMS, "filter": {"min_outdoor": 0.9, "seed": 0}})
+    assert first.parent_run_id == second.parent_run_id != other.parent_run_id
+    for stage in (first, second, other):
+        assert client().get_run(stage.run_id).data.tags["mlflow.parentRunId"] == stage.parent_run_id
+    parent = client().get_run(first.parent_run_id)
+    assert parent.data.tags[tracking.FINGERPRINT] == first.fingerprint
+    assert parent.data.params["filter.min_outdoor"] == "0.5"
+
+
+def test_an_out_path_mlflow_cannot_key_is_refused_before_the_stage_runs(repo):
+    with pytest.raises(ValueError, match="a\\+b.pt"):
+        with stage_run("train", repo_root=repo, stage_params={}, all_params=PARAMS, deps=[], outs=[Path("a+b.pt")]):
+            pytest.fail("the stage body ran")
+
+
+def test_failing_stage_marks_its_run_failed_and_reraises(repo):
+    with pytest.raises(RuntimeError, match="boom"):
+        with stage_run("parse", repo_root=repo, stage_params={}, all_params=PARAMS, deps=[], outs=[]) as run:
+            raise RuntimeError("boom")
+    assert client().get_run(run.run_id).info.status == "FAILED"
+
+
+def test_missing_out_fails_the_run_and_names_the_path(repo):
+    outs = [Path("models/never.pt")]
+    with pytest.raises(FileNotFoundError, match="models/never.pt"):
+        with stage_run("train", repo_root=repo, stage_params={}, all_params=PARAMS, deps=[], outs=outs) as run:
+            pass
+    assert client().get_run(run.run_id).info.status == "FAILED"
+
+
+def test_only_rank_zero_records_a_run(repo, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    with stage_run("train", repo_root=repo, stage_params={}, all_params=PARAMS, deps=[Path("absent")], outs=[]) as run:
+        run.log_metrics({"loss": 1.0})
+    assert run.run_id is None
+
+
+@pytest.mark.parametrize("given_root", ["copy", "original"])
+def test_stage_in_a_dvc_exp_temp_copy_logs_to_the_original_store_with_paths_relative_to_the_copy(
+    repo, monkeypatch, given_root
+):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    copy = repo / EXP_COPIES[1]
+    (copy / ".dvc").mkdir(parents=True)
+    write_scenes(copy)
+    monkeypatch.chdir(copy)
+    deps = [Path("data/raw/scenes")]
+    root = Path.cwd() if given_root == "copy" else find_repo_root()
+    with stage_run("filter", repo_root=root, stage_params={}, all_params=PARAMS, deps=deps, outs=[]) as run:
+        pass
+    assert (repo / "mlflow.db").is_file() and not (copy / "mlflow.db").exists()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri(repo))
+    tags = client().get_run(run.run_id).data.tags
+    assert tags[dep_tag("data/raw/scenes")] == dvc_md5(copy / "data" / "raw" / "scenes")
+
+
+STAGE_SCRIPT = """\
+from pathlib import Path
+import yaml
+from egsynth import tracking
+
+params = yaml.safe_load(open("params.yaml"))
+deps, outs = [Path("stage.py")], [Path("out")]
+with tracking.stage_run("make", repo_root=Path.cwd(), stage_params=params, all_params=params, deps=deps, outs=outs):
+    Path("out").mkdir()
+    Path("out/v.txt").write_text(str(params["make"]["v"]))
+"""
+
+
+def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_original_store(tmp_path, monkeypatch):
+    for name in ("MLFLOW_TRACKING_URI", tracking.EXPERIMENT_ENV):
+        monkeypatch.delenv(name, raising=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git_init(repo)
+    sh(sys.executable, "-m", "dvc", "init", "-q", cwd=repo)
+    (repo / "stage.py").write_text(STAGE_SCRIPT)
+    (repo / "params.yaml").write_text("make:\n  v: 1\n")
+    stage = {"cmd": f"{sys.executable} stage.py", "deps": ["stage.py"], "params": ["make.v"], "outs": ["out"]}
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": stage}}))
+    (repo / ".gitignore").write_text("mlflow.db\nmlartifacts/\n")
+    git_commit_all(repo)
+    sh(sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "make.v=2", "-n", "vtwo", cwd=repo)
+
+    refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=repo).split()
+    (ref,) = [ref for ref in refs if ref.endswith("/vtwo")]
+    lock = yaml.safe_load(sh("git", "show", f"{ref}:dvc.lock", cwd=repo))["stages"]["make"]
+    (record,) = tracking.find_stage_runs(repo, out="out")  # the default store of the original repo
+    assert record.outs == {"out": lock["outs"][0]["md5"]}
+    assert record.deps == {"stage.py": lock["deps"][0]["md5"]}
+    assert record.params == {"make.v": "2"} and record.dirty
