@@ -1,0 +1,67 @@
+"""The `egsynth` command line: tools around the pipeline's data.
+
+Every user error ends in one line naming the file and the problem, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import numpy as np
+import pandas as pd
+import typer
+from PIL import Image
+
+from egsynth.config import ParamsError, load_params
+from egsynth.data import procedural
+from egsynth.data.cocostuff import CocoStuffLayout
+from egsynth.data.embedded import SIDECAR_NAME
+from egsynth.io import atomic_path
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+def fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code=2)
+
+
+@app.command("check-params")
+def check_params(
+    path: Annotated[Path, typer.Argument(help="A whole params file, e.g. configs/paper.yaml.")] = Path("params.yaml"),
+) -> None:
+    """Validate a params file against the schema, as every stage does at its boundary."""
+    try:
+        load_params(path)
+    except ParamsError as error:
+        fail(str(error))
+    typer.echo(f"{path}: valid")
+
+
+@app.command("swap-truth")
+def swap_truth(
+    layout_of: Annotated[int, typer.Option(help="Image id whose layout (label map) to draw.")],
+    style_of: Annotated[int, typer.Option(help="Image id whose style to draw it in.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    scenes: Annotated[Path, typer.Option(help="The embedded dataset (output of the scenes stage).")] = Path(
+        "data/raw/scenes"
+    ),
+) -> None:
+    """Render the exact ground truth of "scene A's layout in scene B's style" from the embedded dataset."""
+    sidecar_path = scenes / SIDECAR_NAME
+    if not sidecar_path.is_file():
+        fail(f"{sidecar_path}: missing; it exists only for the embedded dataset (run `dvc repro scenes`)")
+    sidecar = pd.read_parquet(sidecar_path).set_index("image_id")
+    for image_id in (layout_of, style_of):
+        if image_id not in sidecar.index:
+            fail(f"{sidecar_path}: no image with id {image_id} (ids {sidecar.index.min()}-{sidecar.index.max()})")
+    target, exemplar = sidecar.loc[layout_of], sidecar.loc[style_of]
+    with Image.open(CocoStuffLayout(scenes).image_dir(target["split"]) / target["file_name"]) as image:
+        width, height = image.size
+    layout = procedural.sample_layout(int(target["layout_seed"]), target["kind"])
+    style = procedural.Style(vector=np.asarray(exemplar["style"], dtype=np.float32))
+    pixels = procedural.render(layout, style, int(target["texture_seed"]), height, width)
+    with atomic_path(output) as staging:
+        Image.fromarray(pixels).save(staging, format="PNG")
+    typer.echo(f"wrote {output} ({width}x{height}): layout of {layout_of}, style of {style_of}")
