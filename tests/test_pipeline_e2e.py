@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from egsynth import tracking
 
@@ -22,19 +24,22 @@ def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess
     return result
 
 
-@pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory):
-    """A git + DVC copy of this repo's source (no data, no caches) with the smoke preset as params."""
-    root = tmp_path_factory.mktemp("repo")
+def copy_repo(root: Path, params: dict) -> dict:
+    """Copy this repo's source (tracked and unignored files: no data, no caches) into a fresh git repo
+    at `root` with `params` as params.yaml; return the environment to run its stages in."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for name in filter(None, listed.split("\0")):
         if (REPO / name).is_file():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)
-    shutil.copy(REPO / "configs" / "smoke.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -44,7 +49,19 @@ def smoke_repo(tmp_path_factory):
     git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
     run([*git, "init", "-q"], root, env)
     run([*git, "add", "-A"], root, env)
-    run([*git, "commit", "-q", "-m", "smoke"], root, env)
+    run([*git, "commit", "-q", "-m", "test copy"], root, env)
+    return env
+
+
+def smoke_params() -> dict:
+    return yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    """`dvc repro` of the smoke preset in a temporary copy of the repo."""
+    root = tmp_path_factory.mktemp("repo")
+    env = copy_repo(root, smoke_params())
     first = run([sys.executable, "-m", "dvc", "repro"], root, env)
     return root, env, first
 
@@ -81,3 +98,65 @@ def test_second_repro_runs_nothing(smoke_repo):
     again = run([sys.executable, "-m", "dvc", "repro"], root, env)
     assert "Running stage" not in again.stdout
     assert "up to date" in again.stdout.lower()
+
+
+def test_filter_keeps_exactly_the_outdoor_scenes_of_the_embedded_dataset(smoke_repo):
+    root, _, _ = smoke_repo
+    sidecar = pd.read_parquet(root / "data" / "raw" / "scenes" / "procedural.parquet")
+    kept = pd.read_parquet(root / "data" / "interim" / "scenes.parquet")
+    assert set(kept["file_name"]) == set(sidecar.loc[sidecar["kind"] == "outdoor", "file_name"])
+
+
+def test_an_unknown_param_key_stops_the_stage_with_one_line_naming_key_and_file(tmp_path):
+    params = smoke_params()
+    params["scenes"]["num_trian"] = params["scenes"].pop("num_train")
+    env = copy_repo(tmp_path, params)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.scenes"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"scenes: {tmp_path / 'params.yaml'}: unknown key 'scenes.num_trian' "
+        "(expected one of: seed, num_train, num_val, height, width, indoor_fraction, object_fraction, "
+        "jpeg_quality, workers)"
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp_path):
+    """`data.source: coco_stuff`: the tree is validated and digested, never copied; filter reads it in place."""
+    from egsynth.data import procedural
+    from tests.cocotree import stripes, write_tree
+
+    tree = write_tree(
+        tmp_path / "cocostuff",
+        {
+            "beach": ("train2017", procedural.LabelMap(stripes(("sky-other", 0.5), ("sea", 0.2), ("sand", 0.3)), ())),
+            "kitchen": ("train2017", procedural.LabelMap(stripes(("wall-tile", 0.7), ("floor-tile", 0.3)), ())),
+            "field": ("val2017", procedural.LabelMap(stripes(("sky-other", 0.4), ("grass", 0.6)), ())),
+        },
+    )
+    params = smoke_params()
+    params["data"] = {"source": "coco_stuff", "root": str(tree.root)}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = copy_repo(repo, params)
+    run([sys.executable, "-m", "dvc", "repro"], repo, env)
+    assert sorted(p.name for p in (repo / "data" / "raw" / "scenes").iterdir()) == ["dataset.json"]
+    kept = pd.read_parquet(repo / "data" / "interim" / "scenes.parquet")
+    assert dict(zip(kept["file_name"], kept["split"], strict=True)) == {"beach.jpg": "train", "field.jpg": "test"}
+    assert set(kept["image_path"]) == {
+        str(tree.image_dir("train2017") / "beach.jpg"),
+        str(tree.image_dir("val2017") / "field.jpg"),
+    }
+
+    bad_label = tree.label_dir("val2017") / "field.png"
+    Image.fromarray(np.full((32, 32), 190, np.uint8)).save(bad_label)
+    failed = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", "-f", "filter"], cwd=repo, env=env, capture_output=True, text=True
+    )
+    assert failed.returncode != 0
+    assert f"filter: {bad_label}: label values [190] outside 0-181 and 255 (unlabeled)" in failed.stderr
+    assert list((repo / "data" / "interim").iterdir()) == [], "no half-written table or staging file is left"
+    run([sys.executable, "-m", "dvc", "checkout"], repo, env)  # DVC removed the out before the run; its cache keeps it
+    assert len(pd.read_parquet(repo / "data" / "interim" / "scenes.parquet")) == 2
