@@ -40,8 +40,8 @@ def main() -> None:
         env.pop("PREFECT_API_URL", None)
         plain = [seconds(PLAIN, env) for _ in range(args.repeats)]
         prefect = [seconds(WITH_PREFECT, env) for _ in range(args.repeats)]
-    print(f"process without Prefect: median {statistics.median(plain):.2f} s  {[round(s, 2) for s in plain]}")
-    print(f"process with an empty Prefect flow: median {statistics.median(prefect):.2f} s  {[round(s, 2) for s in prefect]}")
+    for label, times in (("without Prefect", plain), ("with an empty Prefect flow", prefect)):
+        print(f"process {label}: median {statistics.median(times):.2f} s  {[round(s, 2) for s in times]}")
     print(f"Prefect overhead per stage: {statistics.median(prefect) - statistics.median(plain):.2f} s")
 
 

@@ -6,13 +6,13 @@ Writes `data/interim/scenes.parquet` (one row per kept image) and the DVC metric
 
 from pathlib import Path
 
-from pipeline._stage import run_stage, tracked_stage
 from prefect import flow
 
 from egsynth.config import Params
 from egsynth.data.filtering import filter_scenes
 from egsynth.data.source import read_descriptor
 from egsynth.io import atomic_path, write_json_atomic
+from pipeline._stage import run_stage, tracked_stage
 
 SCENES = Path("data/raw/scenes")
 TABLE = Path("data/interim/scenes.parquet")

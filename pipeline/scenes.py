@@ -7,7 +7,6 @@ its annotation digests, so the dataset is never copied into the DVC cache.
 
 from pathlib import Path
 
-from pipeline._stage import run_stage, tracked_stage
 from prefect import flow
 
 from egsynth import tracking
@@ -15,6 +14,7 @@ from egsynth.config import Params
 from egsynth.data import source
 from egsynth.data.embedded import write_embedded_dataset
 from egsynth.io import atomic_path
+from pipeline._stage import run_stage, tracked_stage
 
 OUT = Path("data/raw/scenes")
 

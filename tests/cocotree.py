@@ -20,7 +20,7 @@ def stripes(*bands: tuple[str | None, float], size: int = 32) -> np.ndarray:
     """A label map of horizontal bands, top to bottom, each (class name or None, height share)."""
     labels = np.full((size, size), cocostuff.UNLABELED, dtype=np.uint8)
     edges = np.round(np.cumsum([0.0, *(share for _, share in bands)]) * size).astype(int)
-    for (name, _), top, bottom in zip(bands, edges[:-1], edges[1:]):
+    for (name, _), top, bottom in zip(bands, edges[:-1], edges[1:], strict=True):
         if name is not None:
             labels[top:bottom] = label_value(name)
     return labels
@@ -33,7 +33,9 @@ def with_thing(labels: np.ndarray, name: str, box: tuple[int, int, int, int]) ->
     y0, x0, y1, x1 = box
     mask[y0:y1, x0:x1] = True
     labels[mask] = label_value(name)
-    return procedural.LabelMap(labels=labels, things=(procedural.Thing(category_id=cocostuff.category_id(name), mask=mask),))
+    return procedural.LabelMap(
+        labels=labels, things=(procedural.Thing(category_id=cocostuff.category_id(name), mask=mask),)
+    )
 
 
 def write_tree(root: Path, scenes: dict[str, tuple[str, procedural.LabelMap]]) -> CocoStuffLayout:

@@ -12,7 +12,9 @@ from egsynth.data import cocostuff, procedural
 from egsynth.data.cocostuff import CocoStuffLayout
 from egsynth.data.embedded import SIDECAR_NAME, plan_scenes, write_embedded_dataset
 
-CONFIG = ScenesConfig(seed=3, num_train=14, num_val=6, height=48, width=64, indoor_fraction=0.2, object_fraction=0.2, workers=1)
+CONFIG = ScenesConfig(
+    seed=3, num_train=14, num_val=6, height=48, width=64, indoor_fraction=0.2, object_fraction=0.2, workers=1
+)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,10 @@ def test_filter_keeps_outdoor_scenes_and_names_the_reason_for_the_rest(mixed_tre
     assert sorted(kept["file_name"]) == ["outdoor.jpg", "outdoor_with_cow.jpg"]
     assert report["removed"] == {"invalid": 0, "indoor": 2, "object": 1, "unlabeled": 1}
     assert report["images"] == 6 and report["kept"] == 2
-    assert dict(zip(kept["file_name"], kept["split"])) == {"outdoor.jpg": "train", "outdoor_with_cow.jpg": "test"}
+    assert dict(zip(kept["file_name"], kept["split"], strict=True)) == {
+        "outdoor.jpg": "train",
+        "outdoor_with_cow.jpg": "test",
+    }
 
 
 def test_area_fractions_come_from_the_annotations(mixed_tree):
@@ -54,7 +57,9 @@ def test_area_fractions_come_from_the_annotations(mixed_tree):
 
 
 def test_thresholds_come_from_params(mixed_tree):
-    lenient = FilterConfig(max_indoor_fraction=1.0, max_thing_fraction=1.0, min_stuff_fraction=0.0, max_unlabeled_fraction=1.0)
+    lenient = FilterConfig(
+        max_indoor_fraction=1.0, max_thing_fraction=1.0, min_stuff_fraction=0.0, max_unlabeled_fraction=1.0
+    )
     kept, report = filter_scenes(mixed_tree, lenient)
     assert report["kept"] == 6 and len(kept) == 6
 
@@ -66,17 +71,31 @@ def corrupt(tree, stem, array):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda tree: corrupt(tree, "outdoor", np.full((32, 32), 200, np.uint8)), r"label values \[200\] outside 0-181 and 255"),
-        (lambda tree: corrupt(tree, "outdoor", np.zeros((16, 32), np.uint8)), r"label map is 32x16 but its image outdoor.jpg is 32x32"),
-        (lambda tree: corrupt(tree, "outdoor", np.zeros((32, 32, 3), np.uint8)), r"mode RGB \(3 channels\); expected a single-channel PNG"),
+        (
+            lambda tree: corrupt(tree, "outdoor", np.full((32, 32), 200, np.uint8)),
+            r"label values \[200\] outside 0-181 and 255",
+        ),
+        (
+            lambda tree: corrupt(tree, "outdoor", np.zeros((16, 32), np.uint8)),
+            r"label map is 32x16 but its image outdoor.jpg is 32x32",
+        ),
+        (
+            lambda tree: corrupt(tree, "outdoor", np.zeros((32, 32, 3), np.uint8)),
+            r"mode RGB \(3 channels\); expected a single-channel PNG",
+        ),
         (lambda tree: (tree.label_dir("train2017") / "outdoor.png").unlink(), r"label map of outdoor.jpg is missing"),
         (lambda tree: (tree.label_dir("train2017") / "outdoor.png").write_bytes(b"not a png"), r"not a readable PNG"),
     ],
     ids=["value-outside-range", "size-mismatch", "multi-channel", "missing", "unreadable"],
 )
 def test_each_label_map_problem_names_the_file_or_is_skipped_and_counted(tmp_path, damage, message):
-    tree = write_tree(tmp_path, {"outdoor": ("train2017", plain(stripes(("sky-other", 0.5), ("grass", 0.5)))),
-                                 "other": ("train2017", plain(stripes(("sky-other", 0.5), ("sea", 0.5))))})
+    tree = write_tree(
+        tmp_path,
+        {
+            "outdoor": ("train2017", plain(stripes(("sky-other", 0.5), ("grass", 0.5)))),
+            "other": ("train2017", plain(stripes(("sky-other", 0.5), ("sea", 0.5)))),
+        },
+    )
     damage(tree)
     with pytest.raises(LabelMapError, match=message) as error:
         filter_scenes(tree, CONFIG)

@@ -62,9 +62,7 @@ def test_render_is_byte_identical_in_a_fresh_process_with_another_hash_seed():
         " + rasterize(sample_layout(3, 'outdoor'), 48, 40).labels.tobytes()).hexdigest())"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    fresh = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-    )
+    fresh = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     layout = sample_layout(3, "outdoor")
     here = render(layout, sample_style(4), 5, 48, 40).tobytes() + rasterize(layout, 48, 40).labels.tobytes()
     assert fresh.stdout.strip() == hashlib.sha256(here).hexdigest()
@@ -127,8 +125,7 @@ def test_haze_pulls_far_mountains_toward_the_horizon_sky_color():
 def test_night_is_darker_than_noon_and_style_changes_are_continuous():
     layout = sample_layout(2, "outdoor")
     brightness = [
-        luminance(render(layout, Style.from_fields(time_of_day=t), 0, SIZE, SIZE)).mean()
-        for t in np.linspace(0, 1, 11)
+        luminance(render(layout, Style.from_fields(time_of_day=t), 0, SIZE, SIZE)).mean() for t in np.linspace(0, 1, 11)
     ]
     assert brightness[0] < 0.5 * brightness[-1]
     assert max(abs(np.diff(brightness))) < 40  # no jumps between neighboring times of day

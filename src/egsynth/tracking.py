@@ -8,7 +8,8 @@ Every stage execution is one MLflow run, nested under a parent run per pipeline 
 - the stage's params, flattened to `section.key`;
 - one tag per dep and per out, key `dep_tag(path)` / `out_tag(path)`, i.e. `egsynth.dep/<path>` and
   `egsynth.out/<path>` with `<path>` relative to the repo root (or to the experiment's copy of it)
-  in posix style, value the md5 DVC writes to dvc.lock. Search them with backticks: tags.`egsynth.out/models/full/generator.pt` = '...';
+  in posix style, value the md5 DVC writes to dvc.lock. Search them with backticks:
+  tags.`egsynth.out/models/full/generator.pt` = '...';
 - the artifact `lineage.json` {stage, commit, dirty, fingerprint, params, deps, outs};
 - parquet tables as MLflow datasets (`mlflow.log_input`), digest = their dvc md5.
 

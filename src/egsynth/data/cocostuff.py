@@ -79,8 +79,7 @@ def _parse(table: str, *, isthing: bool) -> tuple[Category, ...]:
     # Thing names contain spaces ("traffic light"); the table writes them with "_".
     rows = (entry.split() for line in table.strip().splitlines() for entry in line.split("|"))
     return tuple(
-        Category(int(cid), name.replace("_", " "), supercategory, isthing)
-        for cid, name, supercategory in rows
+        Category(int(cid), name.replace("_", " "), supercategory, isthing) for cid, name, supercategory in rows
     )
 
 

@@ -55,7 +55,9 @@ def plan_scenes(config: ScenesConfig) -> list[ScenePlan]:
     rng = np.random.default_rng(config.seed)
     num_indoor = round(total * config.indoor_fraction)
     num_object = round(total * config.object_fraction)
-    kinds = np.array(["indoor"] * num_indoor + ["object"] * num_object + ["outdoor"] * (total - num_indoor - num_object))
+    kinds = np.array(
+        ["indoor"] * num_indoor + ["object"] * num_object + ["outdoor"] * (total - num_indoor - num_object)
+    )
     kinds = kinds[rng.permutation(total)]
     seeds = rng.integers(0, 2**31 - 1, size=(total, 3))
     return [
@@ -82,7 +84,14 @@ def _encode(mask: np.ndarray) -> tuple[dict, int, list[float]]:
 
 def _annotation(image_id: int, category_id: int, mask: np.ndarray) -> dict:
     rle, area, bbox = _encode(mask)
-    return {"image_id": image_id, "category_id": category_id, "segmentation": rle, "area": area, "bbox": bbox, "iscrowd": 0}
+    return {
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": rle,
+        "area": area,
+        "bbox": bbox,
+        "iscrowd": 0,
+    }
 
 
 def annotate(image_id: int, label_map: procedural.LabelMap) -> tuple[list[dict], list[dict]]:
@@ -104,7 +113,9 @@ def annotate(image_id: int, label_map: procedural.LabelMap) -> tuple[list[dict],
     return stuff, things
 
 
-def _render_and_write(plan: ScenePlan, root: Path, height: int, width: int, jpeg_quality: int) -> tuple[list[dict], list[dict], list[float]]:
+def _render_and_write(
+    plan: ScenePlan, root: Path, height: int, width: int, jpeg_quality: int
+) -> tuple[list[dict], list[dict], list[float]]:
     """Render one scene, write its JPEG and label PNG, return its annotations and style vector."""
     layout_tree = CocoStuffLayout(root)
     layout = procedural.sample_layout(plan.layout_seed, plan.kind)
@@ -117,11 +128,15 @@ def _render_and_write(plan: ScenePlan, root: Path, height: int, width: int, jpeg
     return stuff, things, style.vector.tolist()
 
 
-def _render_chunk(plans: list[ScenePlan], root: Path, height: int, width: int, jpeg_quality: int) -> list[tuple[list[dict], list[dict], list[float]]]:
+def _render_chunk(
+    plans: list[ScenePlan], root: Path, height: int, width: int, jpeg_quality: int
+) -> list[tuple[list[dict], list[dict], list[float]]]:
     return [_render_and_write(plan, root, height, width, jpeg_quality) for plan in plans]
 
 
-def _coco_json(images: list[dict], annotations: list[dict], categories: list[cocostuff.Category], description: str) -> dict:
+def _coco_json(
+    images: list[dict], annotations: list[dict], categories: list[cocostuff.Category], description: str
+) -> dict:
     return {
         "info": {"description": description, "version": "1.0", "year": 2017},
         "licenses": [],
@@ -131,7 +146,9 @@ def _coco_json(images: list[dict], annotations: list[dict], categories: list[coc
     }
 
 
-def write_annotations(tree: CocoStuffLayout, split: str, images: list[dict], stuff: list[dict], things: list[dict], description: str) -> None:
+def write_annotations(
+    tree: CocoStuffLayout, split: str, images: list[dict], stuff: list[dict], things: list[dict], description: str
+) -> None:
     """Write a split's stuff and instances JSON; `images` are COCO image records (id, file_name, height, width)."""
     tree.stuff_json(split).parent.mkdir(parents=True, exist_ok=True)
     stuff_json = _coco_json(images, stuff, [*cocostuff.STUFF, cocostuff.OTHER_STUFF], description)
@@ -152,7 +169,9 @@ def write_embedded_dataset(config: ScenesConfig, root: Path, *, chunk_size: int 
         tree.label_dir(split).mkdir(parents=True, exist_ok=True)
 
     chunks = [plans[start : start + chunk_size] for start in range(0, len(plans), chunk_size)]
-    render_chunk = partial(_render_chunk, root=root, height=config.height, width=config.width, jpeg_quality=config.jpeg_quality)
+    render_chunk = partial(
+        _render_chunk, root=root, height=config.height, width=config.width, jpeg_quality=config.jpeg_quality
+    )
     results: list[tuple[list[dict], list[dict], list[float]]] = []
     with tqdm(total=len(plans), desc="scenes", unit="scene") as progress, ExitStack() as stack:
         mapper = map if config.workers == 1 else stack.enter_context(ProcessPoolExecutor(config.workers)).map
@@ -162,8 +181,11 @@ def write_embedded_dataset(config: ScenesConfig, root: Path, *, chunk_size: int 
 
     description = f"egsynth embedded procedural scenes, seed {config.seed}"
     for split in cocostuff.SPLITS:
-        in_split = [(plan, result) for plan, result in zip(plans, results) if plan.split == split]
-        images = [{"id": p.image_id, "file_name": p.file_name, "height": config.height, "width": config.width} for p, _ in in_split]
+        in_split = [(plan, result) for plan, result in zip(plans, results, strict=True) if plan.split == split]
+        images = [
+            {"id": p.image_id, "file_name": p.file_name, "height": config.height, "width": config.width}
+            for p, _ in in_split
+        ]
         stuff = [annotation for _, (stuff_annotations, _, _) in in_split for annotation in stuff_annotations]
         things = [annotation for _, (_, thing_annotations, _) in in_split for annotation in thing_annotations]
         write_annotations(tree, split, images, stuff, things, description)

@@ -82,7 +82,9 @@ def validate_label_map(label_path: Path, image_path: Path, height: int, width: i
     except OSError as error:
         raise LabelMapError(f"{label_path}: not a readable PNG ({error})") from None
     if mode not in ("L", "P"):
-        raise LabelMapError(f"{label_path}: label map has mode {mode} ({len(mode)} channels); expected a single-channel PNG")
+        raise LabelMapError(
+            f"{label_path}: label map has mode {mode} ({len(mode)} channels); expected a single-channel PNG"
+        )
     if size != image_size or size != (width, height):
         raise LabelMapError(
             f"{label_path}: label map is {size[0]}x{size[1]} but its image {image_path.name} is "

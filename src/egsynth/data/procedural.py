@@ -363,9 +363,7 @@ def _ridge(
     return Band(tuple((base - amplitude * profile).tolist()))
 
 
-def _waves(
-    rng: np.random.Generator, wobble: float, harmonics: int = 5
-) -> tuple[tuple[int, float, float], ...]:
+def _waves(rng: np.random.Generator, wobble: float, harmonics: int = 5) -> tuple[tuple[int, float, float], ...]:
     """Random outline harmonics k = 2..harmonics+1 for a Blob, amplitude falling with k."""
     return tuple(
         (k, float(rng.uniform(0.3, 1.0) * wobble / math.sqrt(k - 1)), float(rng.uniform(0, 2 * math.pi)))
@@ -433,9 +431,7 @@ def _place(shape: Shape, x0: float, y0: float, width: float, height: float, flip
         case Blob():
             # Mirroring maps θ to π - θ: cos(k(π - θ) + φ) = cos(kθ - φ - kπ).
             waves = tuple((k, a, (-phase - k * math.pi) if flip else phase) for k, a, phase in shape.waves)
-            return Blob(
-                fx(shape.cx), fy(shape.cy), shape.rx * width, shape.ry * height, waves, fy(shape.floor)
-            )
+            return Blob(fx(shape.cx), fy(shape.cy), shape.rx * width, shape.ry * height, waves, fy(shape.floor))
     raise TypeError(f"things are built from boxes, ellipses, polygons and blobs, not {shape!r}")
 
 
@@ -454,21 +450,15 @@ def _quadruped(
     body_y = legs_top - body_height * 0.25
     head_x, head_y = 0.86, body_y - body_height * 0.3 - neck_rise
     dark = f"{name}/dark"
-    parts = [
-        Part(dark, _segment(0.13, body_y - body_height * 0.3, 0.06, body_y + body_height * 0.5, 0.04, 0.025))
-    ]
+    parts = [Part(dark, _segment(0.13, body_y - body_height * 0.3, 0.06, body_y + body_height * 0.5, 0.04, 0.025))]
     for x in (0.2, 0.32, 0.58, 0.7):
-        parts.append(
-            Part(dark if name == "sheep" else name, Box(x - leg_width / 2, body_y, x + leg_width / 2, 1.0))
-        )
+        parts.append(Part(dark if name == "sheep" else name, Box(x - leg_width / 2, body_y, x + leg_width / 2, 1.0)))
     if name == "sheep":
         parts.append(Part(name, Blob(0.45, body_y, 0.36, body_height / 2, _waves(rng, 0.06, 8))))
     else:
         parts.append(Part(name, Ellipse(0.45, body_y, 0.35, body_height / 2)))
     parts.append(Part(name, _segment(0.66, body_y - body_height * 0.1, head_x - 0.04, head_y, 0.22, 0.1)))
-    parts.append(
-        Part(dark if name == "sheep" else name, Ellipse(head_x, head_y, head_size * 0.6, head_size * 0.45))
-    )
+    parts.append(Part(dark if name == "sheep" else name, Ellipse(head_x, head_y, head_size * 0.6, head_size * 0.45)))
     if name == "elephant":
         parts.append(Part(name, _segment(head_x + 0.06, head_y, 0.97, 0.95, 0.09, 0.05)))
         parts.append(Part(dark, Ellipse(head_x - 0.1, head_y + 0.02, head_size * 0.35, head_size * 0.55)))
@@ -733,9 +723,7 @@ def _clouds(rng: np.random.Generator, horizon: float) -> Region:
     parts = []
     for _ in range(rng.integers(2, 6)):
         dx, r = rng.uniform(-1.6, 1.6), rng.uniform(0.6, 1.2)
-        puff = Blob(
-            cx + dx * size, cy - abs(dx) * size * 0.3, r * size, r * size * 0.75, _waves(rng, 0.12), base
-        )
+        puff = Blob(cx + dx * size, cy - abs(dx) * size * 0.3, r * size, r * size * 0.75, _waves(rng, 0.12), base)
         parts.append(Part("clouds", puff))
     return Region("clouds", tuple(parts), 0.9)
 
@@ -805,9 +793,7 @@ def _river(rng: np.random.Generator, horizon: float) -> Region:
     return _simple("river", _strip(horizon, t, center, half_width), on_ground=True)
 
 
-def _tree(
-    rng: np.random.Generator, *, x: float, y_base: float, height: float, depth: float, conifer: bool
-) -> Region:
+def _tree(rng: np.random.Generator, *, x: float, y_base: float, height: float, depth: float, conifer: bool) -> Region:
     """A leafy tree (a wobbly crown on a trunk) or a conifer (three stacked triangles)."""
     trunk_width = height * rng.uniform(0.05, 0.09)
     if conifer:
@@ -843,9 +829,7 @@ def _house(rng: np.random.Generator, *, x: float, y_base: float, scale: float, d
     ]
     for window_x in np.linspace(x0 + width * 0.2, x1 - width * 0.2, 2 if width < 1.4 * height else 3):
         if abs(window_x - door_x) > door_half + window_half:
-            window = Box(
-                window_x - window_half, window_top, window_x + window_half, window_top + 2 * window_half
-            )
+            window = Box(window_x - window_half, window_top, window_x + window_half, window_top + 2 * window_half)
             parts.append(Part("house/window", window))
     return Region("house", tuple(parts), depth)
 
@@ -857,9 +841,7 @@ def _fence(rng: np.random.Generator, *, y_base: float, scale: float, depth: floa
     x1 = x0 + rng.uniform(0.5, 1.2)
     post_half = height * 0.075
     rails = [Box(x0, y_base - height * top, x1, y_base - height * (top - 0.14)) for top in (0.85, 0.45)]
-    posts = [
-        Box(px - post_half, y_base - height, px + post_half, y_base) for px in np.arange(x0, x1, height * 0.9)
-    ]
+    posts = [Box(px - post_half, y_base - height, px + post_half, y_base) for px in np.arange(x0, x1, height * 0.9)]
     return Region("fence", tuple(Part("fence", shape) for shape in rails + posts), depth)
 
 
@@ -914,9 +896,7 @@ def _standing(
             placed.append((y, _simple(name, blob, depth(y))))
     if rng.random() < biome.house:
         y = rng.uniform(land_top, max(land_top, horizon + 0.28)) + 0.02
-        house = _house(
-            rng, x=rng.uniform(0.1, 0.9), y_base=y, scale=0.05 + _perspective(y, horizon), depth=depth(y)
-        )
+        house = _house(rng, x=rng.uniform(0.1, 0.9), y_base=y, scale=0.05 + _perspective(y, horizon), depth=depth(y))
         placed.append((y, house))
     if rng.random() < biome.fence:
         y = rng.uniform(max(land_top, horizon + 0.2), 1.0)
@@ -1053,9 +1033,7 @@ def _sample_indoor(rng: np.random.Generator, seed: int) -> Layout:
         z_near, z_far = 1 / (rng.uniform(0.85, 1.0) - horizon), 1 / (rng.uniform(y1 + 0.03, 0.8) - horizon)
         u0 = rng.uniform(-1.2, 0.2)
         regions.append(
-            _simple(
-                "carpet", _ground_quad(horizon, vanishing_x, u0, u0 + rng.uniform(0.6, 1.2), z_far, z_near)
-            )
+            _simple("carpet", _ground_quad(horizon, vanishing_x, u0, u0 + rng.uniform(0.6, 1.2), z_far, z_near))
         )
 
     furniture: list[tuple[float, Region]] = []  # (y of its base, region), painted far to near
@@ -1509,18 +1487,14 @@ def render(layout: Layout, style: Style, seed: int, height: int, width: int) -> 
     if layout.kind == "indoor":
         illumination = illumination * 0.7 + light.lamp
     base, accent = (
-        ((colors * illumination) @ palette).astype(np.float32)
-        for colors in _material_colors(materials, s["season"])
+        ((colors * illumination) @ palette).astype(np.float32) for colors in _material_colors(materials, s["season"])
     )
     noise = _noise(seed, height, width)
     ys = (np.arange(height, dtype=np.float32) + 0.5) / height  # [H]
 
     # Luminance: texture, top-lit shading, darker boundaries.
     texture_map = (
-        m["grain"] * noise.grain
-        + m["fbm"] * noise.fbm
-        + m["rough"] * noise.rough
-        + m["streak"] * noise.streak
+        m["grain"] * noise.grain + m["fbm"] * noise.fbm + m["rough"] * noise.rough + m["streak"] * noise.streak
     )
     for name, pattern_id in _PATTERN_IDS.items():
         if any(material.pattern == name for material in materials):
@@ -1536,9 +1510,7 @@ def render(layout: Layout, style: Style, seed: int, height: int, width: int) -> 
     color = base[material_map]  # [H, W, 3]
     color += (accent[material_map] - color) * accent_weight
     sky_t = np.clip(np.abs(ys - layout.horizon) / max(layout.horizon, 0.3), 0, 1) ** 0.6  # [H]
-    sky_rows = ((light.horizon + (light.zenith - light.horizon) * sky_t[:, None]) @ palette).astype(
-        np.float32
-    )
+    sky_rows = ((light.horizon + (light.zenith - light.horizon) * sky_t[:, None]) @ palette).astype(np.float32)
     color += (sky_rows[:, None, :] - color) * m["sky"][..., None]
     color *= luminance[..., None]
     depth = np.where(on_ground > 0, _ground_depth(ys, layout.horizon)[:, None].astype(np.float32), depth)
