@@ -5,19 +5,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+TORCH_STAMP := $(VENV)/.torch-stamp
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: repro test setup clean-venv
 
 setup: $(STAMP)
 
-$(BIN)/python:
+# torch first, pinned, so pip never replaces it with a downloaded build; a stamp, so an
+# interrupted install is retried rather than mistaken for a finished one.
+$(TORCH_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
+	touch $@
 
 # Re-install the project only when pyproject.toml changed.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml $(TORCH_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
