@@ -102,7 +102,17 @@ class ModelConfig(_Section):
     attention_maps: tuple[int, ...] = (8, 16, 16, 16, 16)
     """K of Eq. 4 per scale 0..L (paper: 8, 16, 16, 16, 16)."""
     backbone: str = "random"
-    """VGG-19 weights: `imagenet` (torchvision's), a file path, or `random` (seeded)."""
+    """VGG-19 weights: `imagenet` (torchvision's), a file path, or `random` (seeded by `seed`)."""
+    seed: int = 0
+    """Seed of every weight initialization (the `random` backbone included)."""
+    image_channels: int = Field(64, ge=1)
+    """N of Eq. 1: each scale's VGG-19 features are compressed to this many channels by W_x."""
+    label_channels: int = Field(64, ge=1)
+    """M of Eq. 2-3: channels of the label features F_c at every scale."""
+    style_dim: int = Field(64, ge=1)
+    """Latent size of the `spade_vae` baseline's style encoder."""
+    dense_attention_side: int = Field(32, ge=1)
+    """`full_attention` computes its HW x HW correspondence at most at this side, pooling finer scales."""
     ngf: int = Field(32, ge=1)
     """Width of the SPADE synthesis network."""
     norm: Literal["instance", "batch"] = "instance"
