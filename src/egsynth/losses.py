@@ -1,0 +1,182 @@
+"""Training losses and the style metric: Eq. 11 (GAN + L_spade), Gatys' style loss, the VAE baseline's KL.
+
+- `gan_loss`: the adversarial terms of Eq. 11, in the paper's log form (BCE with logits,
+  non-saturating for G) or SPADE's hinge form, over a multiscale discriminator's outputs.
+- `feature_matching_loss`, `VGGPerceptualLoss`, `spade_loss`: L_spade of Eq. 11, "the VGG and GAN
+  feature matching losses defined in [38]".
+- `gram_matrix`, `style_loss`: Gatys et al. [9], the L_style metric of Table 1 (also usable as a loss).
+- `kl_loss`: the KL term of the SPADE_VAE baseline [38].
+
+Every loss is a mean over the batch (never a sum), so that a DDP step, which averages gradients over
+ranks, equals the single-process step on the whole batch. Pure functions: no training loop here.
+
+References: Park et al., SPADE [38]; Wang et al., pix2pixHD; Lim & Ye, Geometric GAN (hinge loss);
+Gatys et al., "Image style transfer using convolutional neural networks" [9]; Kingma & Welling (VAE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import einsum, rearrange
+from torch import Tensor, nn
+
+VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # SPADE's weights of relu1_1 .. relu5_1
+
+# ----------------------------------------------------------------------------
+# adversarial terms of Eq. 11
+
+
+def gan_loss(
+    logits: list[list[Tensor]],
+    *,
+    target_is_real: bool,
+    for_discriminator: bool,
+    mode: Literal["hinge", "log"] = "hinge",
+) -> Tensor:
+    """An adversarial term of Eq. 11 over a multiscale discriminator's outputs.
+
+    `logits` is `MultiscaleDiscriminator`'s output: per discriminator, its features with the patch
+    logits last; only the last entry is used. The loss is the mean over patches and batch of each
+    discriminator, averaged over discriminators.
+
+    mode "log" (the paper's Eq. 11): BCE with logits against 1 (`target_is_real`) or 0, i.e.
+    -log D(x) or -log(1 - D(x̂)) for D; for G call it with target_is_real=True on the fake logits,
+    which is the non-saturating -log D(x̂) (Goodfellow et al.).
+    mode "hinge" (SPADE's default): D: mean(relu(1 - real)) and mean(relu(1 + fake));
+    G: -mean(fake), which needs target_is_real=True (there is no hinge G loss towards "fake").
+    """
+    assert len(logits) >= 1, "gan_loss needs the outputs of at least one discriminator"
+    if mode not in ("hinge", "log"):
+        raise ValueError(f"gan_loss mode must be 'hinge' or 'log', got {mode!r}")
+    if mode == "hinge" and not for_discriminator and not target_is_real:
+        raise ValueError("the hinge generator loss is -mean(D(fake)): call it with target_is_real=True")
+    losses = []
+    for outputs in logits:
+        x = outputs[-1]  # [B, 1, h, w]
+        if mode == "log":
+            target = torch.ones_like(x) if target_is_real else torch.zeros_like(x)
+            losses.append(F.binary_cross_entropy_with_logits(x, target))
+        elif not for_discriminator:
+            losses.append(-x.mean())
+        elif target_is_real:
+            losses.append(F.relu(1 - x).mean())
+        else:
+            losses.append(F.relu(1 + x).mean())
+    return torch.stack(losses).mean()
+
+
+# ----------------------------------------------------------------------------
+# L_spade of Eq. 11
+
+
+def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) -> Tensor:
+    """SPADE's (pix2pixHD's) discriminator feature matching loss, unweighted.
+
+    Per discriminator, the sum over its intermediate features (all outputs but the logits) of the L1
+    distance (mean over elements) between fake and real features; then the sum over discriminators
+    divided by their number. Real features are detached: the loss only trains G.
+    The caller applies lambda_feat (SPADE: 10), e.g. through `spade_loss`.
+    """
+    assert len(fake) == len(real) >= 1, f"got {len(fake)} fake and {len(real)} real discriminator outputs"
+    total = fake[0][0].new_zeros(())
+    for fake_outputs, real_outputs in zip(fake, real, strict=True):
+        assert len(fake_outputs) == len(real_outputs), "fake and real discriminators have different depths"
+        for f, r in zip(fake_outputs[:-1], real_outputs[:-1], strict=True):
+            total = total + F.l1_loss(f, r.detach())
+    return total / len(fake)
+
+
+class VGGPerceptualLoss(nn.Module):
+    """SPADE's VGG loss: sum_l w_l * L1(phi_l(x̂), phi_l(x)) with w = 1/32, 1/16, 1/8, 1/4, 1.
+
+    phi_l are relu1_1 .. relu5_1 of a frozen VGG-19, injected as `layers` (e.g.
+    `egsynth.models.features.VGGFeatures.perceptual_layers`), so tests can pass a tiny stand-in.
+    The real image's features are computed without gradient (they are targets).
+    """
+
+    def __init__(
+        self,
+        *,
+        layers: Callable[[Tensor], list[Tensor]],  # image [B, 3, H, W] in [-1, 1] -> features, shallow first
+        weights: Sequence[float] = VGG_LAYER_WEIGHTS,  # one weight per feature of `layers`
+    ) -> None:
+        super().__init__()
+        self.layers = layers  # registered as a submodule when it is an nn.Module (moves with .to())
+        self.weights = tuple(weights)
+
+    def forward(self, fake: Tensor, real: Tensor) -> Tensor:
+        """fake, real [B, 3, H, W] in [-1, 1] -> scalar."""
+        assert fake.shape == real.shape, f"fake {tuple(fake.shape)} and real {tuple(real.shape)} differ"
+        fake_features = self.layers(fake)
+        with torch.no_grad():
+            real_features = self.layers(real)
+        assert len(fake_features) == len(self.weights), (
+            f"`layers` returned {len(fake_features)} features for {len(self.weights)} weights"
+        )
+        total = fake.new_zeros(())
+        for weight, f, r in zip(self.weights, fake_features, real_features, strict=True):
+            total = total + weight * F.l1_loss(f, r)
+        return total
+
+
+def spade_loss(
+    *,
+    fake_features: list[list[Tensor]],  # D's outputs on the synthesized image (features, logits last)
+    real_features: list[list[Tensor]],  # D's outputs on the real image with the same conditions
+    fake: Tensor,  # x̂ [B, 3, H, W]
+    real: Tensor,  # x [B, 3, H, W]
+    perceptual: VGGPerceptualLoss | None,  # None: no VGG term (as lambda_vgg = 0)
+    lambda_feat: float = 10.0,  # weight of the feature matching loss (SPADE: 10)
+    lambda_vgg: float = 10.0,  # weight of the VGG perceptual loss (SPADE: 10)
+) -> Tensor:
+    """L_spade(x̂, x) of Eq. 11: lambda_feat * feature matching + lambda_vgg * VGG perceptual loss."""
+    total = lambda_feat * feature_matching_loss(fake_features, real_features)
+    if perceptual is not None and lambda_vgg != 0:
+        total = total + lambda_vgg * perceptual(fake, real)
+    return total
+
+
+# ----------------------------------------------------------------------------
+# style (Table 1's L_style [9])
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Gatys' Gram matrix G_cd = sum_p F_cp F_dp / (C H W) of features [B, C, H, W] -> [B, C, C]."""
+    assert features.dim() == 4, f"gram_matrix expects [B, C, H, W], got {tuple(features.shape)}"
+    _, c, h, w = features.shape
+    flat = rearrange(features, "b c h w -> b c (h w)")  # [B, C, H*W]
+    return einsum(flat, flat, "b c n, b d n -> b c d") / (c * h * w)  # [B, C, C]
+
+
+def style_loss(layers_fake: list[Tensor], layers_real: list[Tensor]) -> Tensor:
+    """Sum over layers of the MSE (mean over batch and C x C entries) between Gram matrices [9].
+
+    As a metric (Table 1) call it under `torch.no_grad()` with VGG features of the synthesized and
+    ground-truth images; as a loss the real side is detached (a fixed style target).
+    """
+    assert len(layers_fake) == len(layers_real) >= 1, "style_loss needs as many fake as real feature maps"
+    total = layers_fake[0].new_zeros(())
+    for f, r in zip(layers_fake, layers_real, strict=True):
+        total = total + F.mse_loss(gram_matrix(f), gram_matrix(r.detach()))
+    return total
+
+
+# ----------------------------------------------------------------------------
+# SPADE_VAE baseline
+
+
+def kl_loss(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)).
+
+    Summed over the latent dimensions and averaged over the batch (mu, logvar [B, D]). SPADE sums
+    over the batch too and weights the term by lambda_kl = 0.05; the mean keeps the loss
+    independent of the batch size and of how DDP splits it. To match SPADE's weighting at batch
+    size B, use lambda_kl = 0.05 * B.
+    """
+    assert mu.shape == logvar.shape and mu.dim() >= 1, f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)}"
+    per_sample = rearrange(1 + logvar - mu.pow(2) - logvar.exp(), "b ... -> b (...)")  # [B, D]
+    return -0.5 * per_sample.sum(dim=1).mean()
