@@ -65,3 +65,25 @@ def swap_truth(
     with atomic_path(output) as staging:
         Image.fromarray(pixels).save(staging, format="PNG")
     typer.echo(f"wrote {output} ({width}x{height}): layout of {layout_of}, style of {style_of}")
+
+
+@app.command("model-summary")
+def model_summary(
+    params: Annotated[Path, typer.Option(help="Params file whose `model` section to build.")] = Path("params.yaml"),
+) -> None:
+    """Trainable parameters per component of every generator variant (the frozen VGG-19 apart)."""
+    from egsynth.models.generator import VARIANTS, build_generator, parameter_counts
+
+    try:
+        config = load_params(params).model
+    except ParamsError as error:
+        fail(str(error))
+    counting = config.model_copy(update={"backbone": "random"})  # weights do not change the counts
+    rows = {variant: parameter_counts(build_generator(variant, counting)) for variant in VARIANTS}
+    components = list(dict.fromkeys(name for counts in rows.values() for name in counts))
+    typer.echo(f"{params}: L = {config.num_scales}, K = {list(config.attention_maps)}, ngf = {config.ngf}")
+    typer.echo("| variant | " + " | ".join(components) + " |")
+    typer.echo("|---" * (len(components) + 1) + "|")
+    for variant, counts in rows.items():
+        cells = [f"{counts[name]:,}" if name in counts else "-" for name in components]
+        typer.echo(f"| {variant} | " + " | ".join(cells) + " |")

@@ -115,6 +115,8 @@ class ModelConfig(_Section):
     """`full_attention` computes its HW x HW correspondence at most at this side, pooling finer scales."""
     ngf: int = Field(32, ge=1)
     """Width of the SPADE synthesis network."""
+    spade_hidden: int = Field(64, ge=1)
+    """Hidden channels of each SPADE layer's condition convs (SPADE: 128)."""
     norm: Literal["instance", "batch"] = "instance"
     """SPADE's parameter-free normalization (`batch` becomes SyncBatchNorm on GPUs under DDP)."""
 

@@ -1,0 +1,245 @@
+"""The generator x̂_{2→1} = G(c1, x2, c̃2) of Fig. 2 and every variant it is compared with.
+
+Three steps, one scale i = 0..L at a time (finest first):
+1. feature extraction: F_x2^(i) = W_x^(i) * VGG^(i)(x2) (Eq. 1), F_c1^(i), F_c2^(i) from the same
+   coarse-to-fine label encoder (Eq. 2-3);
+2. alignment: F_x1^(i) from (F_x2^(i), F_c2^(i), F_c1^(i)), by MSCA (Eq. 4-8) or an ablation;
+3. synthesis: SPADE residual blocks normalized by [F_x1^(i), F_c1^(i)] (Sec. 3.3, appendix E).
+
+Variants (Sec. 4 "Ablation Study", "Comparative Methods"), all with the same synthesis network:
+`full`; `no_fm` (gate fixed to 1); `no_global` (the `full` network, trained without the global
+task); `gap` (global average pooling of F_x2); `no_att` (one-hot label maps as attention);
+`spade_vae` (SPADE's VAE style encoder: F_x1^(i) is a projection of the style code z);
+`full_attention` (dense cross-attention correspondence, CoCosNet-style).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import repeat
+from torch import Tensor, nn
+
+from egsynth.config import ModelConfig
+from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.models.features import ImageEncoder, LabelEncoder, VGGFeatures, backbone_label, resize_labels
+from egsynth.models.msca import MSCA, AttentionRecord, DenseAttention, GlobalPooling, LabelAttention
+from egsynth.models.spade import SynthesisNetwork
+
+VARIANTS = ("full", "gap", "no_att", "no_fm", "no_global", "spade_vae", "full_attention")
+MSCA_VARIANTS = ("full", "no_fm", "no_global")
+"""Variants whose alignment is MSCA: the ones style interpolation (Sec. 4) applies to."""
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+@dataclass
+class Exemplar:
+    """The exemplar side of Eq. 1-3 at every scale, computed once and reusable across targets."""
+
+    image: Tensor  # x2 [B, 3, H2, W2]
+    features: list[Tensor]  # F_x2^(i) [B, N, H2/2^i, W2/2^i]
+    label_features: list[Tensor]  # F_c2^(i) [B, M, H2/2^i, W2/2^i]
+    labels: list[Tensor]  # c̃2^(i), one-hot resized [B, C, H2/2^i, W2/2^i]
+
+
+@dataclass
+class Target:
+    """The target side of Eq. 2 at every scale."""
+
+    label_features: list[Tensor]  # F_c1^(i) [B, M, H1/2^i, W1/2^i]
+    labels: list[Tensor]  # c1^(i), one-hot resized [B, C, H1/2^i, W1/2^i]
+
+
+@dataclass
+class GeneratorOutput:
+    image: Tensor  # x̂ [B, 3, H1, W1] in [-1, 1]
+    attention: list[AttentionRecord]  # per scale, finest first (empty for spade_vae)
+    mu: Tensor | None = None  # spade_vae: the style posterior, for the KL term
+    logvar: Tensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# the SPADE_VAE baseline's style encoder
+
+
+class StyleEncoder(nn.Module):
+    """SPADE's VAE image encoder: stride-2 convs to a posterior N(mu, exp(logvar)) over the style code z."""
+
+    def __init__(self, *, style_dim: int, width: int = 32, depth: int = 5):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = 3
+        for level in range(depth):
+            out = width * min(2**level, 8)
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2)]
+            channels = out
+        self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.mu = nn.Linear(channels, style_dim)
+        self.logvar = nn.Linear(channels, style_dim)
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        hidden = self.body(image)  # [B, width * 8]
+        return self.mu(hidden), self.logvar(hidden)
+
+
+class StyleCodeProjection(nn.Module):
+    """spade_vae's stand-in for alignment: F_x1^(i) = W^(i) z, constant over the target (no correspondence)."""
+
+    def __init__(self, *, style_dim: int, image_channels: int):
+        super().__init__()
+        self.project = nn.Linear(style_dim, image_channels)
+
+    def forward(self, z: Tensor, size: tuple[int, int]) -> Tensor:
+        return repeat(self.project(z), "b n -> b n h w", h=size[0], w=size[1])  # [B, N, H1, W1]
+
+
+# ---------------------------------------------------------------------------------------------
+# the generator
+
+
+class Generator(nn.Module):
+    def __init__(
+        self,
+        *,
+        variant: str,  # one of VARIANTS
+        num_classes: int,  # C: one-hot channels of c1 and c̃2
+        num_scales: int,  # L: scales 0..L
+        attention_maps: tuple[int, ...],  # K per scale 0..L (MSCA variants)
+        backbone: str,  # VGG-19 weights: imagenet | <path> | random
+        seed: int,  # seed of the random backbone
+        image_channels: int,  # N of Eq. 1
+        label_channels: int,  # M of Eq. 2-3
+        style_dim: int,  # z size of spade_vae
+        dense_attention_side: int,  # full_attention's largest correspondence side
+        ngf: int,  # synthesis width
+        spade_hidden: int,  # hidden channels of SPADE's condition convs
+        norm: str,  # SPADE's parameter-free norm: instance | batch
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown generator variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        assert len(attention_maps) == num_scales + 1, "one K per scale"
+        self.variant = variant
+        self.num_scales = num_scales
+        self.backbone = backbone_label(backbone)
+        self.label_encoder = LabelEncoder(num_classes=num_classes, label_channels=label_channels, num_scales=num_scales)
+        if variant == "spade_vae":
+            self.style_encoder = StyleEncoder(style_dim=style_dim)
+            self.aligners = nn.ModuleList(
+                StyleCodeProjection(style_dim=style_dim, image_channels=image_channels) for _ in range(num_scales + 1)
+            )
+        else:
+            vgg = VGGFeatures(backbone=backbone, seed=seed, num_scales=num_scales)
+            self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels)
+            self.aligners = nn.ModuleList(
+                self._aligner(variant, image_channels, label_channels, k, num_classes, dense_attention_side)
+                for k in attention_maps
+            )
+        self.synthesis = SynthesisNetwork(
+            condition_channels=[image_channels + label_channels] * (num_scales + 1),
+            ngf=ngf,
+            norm=norm,
+            hidden=spade_hidden,
+        )
+
+    @staticmethod
+    def _aligner(variant: str, n: int, m: int, k: int, num_classes: int, dense_side: int) -> nn.Module:
+        if variant in MSCA_VARIANTS:
+            return MSCA(n, m, k)
+        if variant == "gap":
+            return GlobalPooling()
+        if variant == "no_att":
+            return LabelAttention(n, m, num_classes)
+        return DenseAttention(n, m, max_side=dense_side)
+
+    # -- the three steps, exposed so style manipulation (manipulation.py) can recompose them --
+
+    def encode_exemplar(self, x2: Tensor, c2: Tensor) -> Exemplar:
+        """Eq. 1 and Eq. 3 for the exemplar x2 with its parsed labels c̃2."""
+        features = self.image_encoder(x2)
+        label_features = self.label_encoder(c2)
+        labels = [resize_labels(c2, f.shape[-2:]) for f in label_features]
+        return Exemplar(image=x2, features=features, label_features=label_features, labels=labels)
+
+    def encode_target(self, c1: Tensor) -> Target:
+        """Eq. 2 for the target label map c1."""
+        label_features = self.label_encoder(c1)
+        return Target(label_features=label_features, labels=[resize_labels(c1, f.shape[-2:]) for f in label_features])
+
+    def align(self, exemplar: Exemplar, target: Target) -> tuple[list[Tensor], list[AttentionRecord]]:
+        """F_x1^(i) per scale (Eq. 4-8 or the variant's replacement) and the attention records."""
+        aligned, records = [], []
+        for scale, aligner in enumerate(self.aligners):
+            f_x2, f_c2, f_c1 = exemplar.features[scale], exemplar.label_features[scale], target.label_features[scale]
+            if self.variant == "no_att":
+                f_x1, record = aligner(f_x2, f_c2, f_c1, exemplar.labels[scale], target.labels[scale])
+            else:
+                f_x1, record = aligner(f_x2, f_c2, f_c1, masking=self.variant != "no_fm")
+            aligned.append(f_x1)
+            records.append(record)
+        return aligned, records
+
+    def synthesize(self, aligned: list[Tensor], target: Target) -> Tensor:
+        """Sec. 3.3: SPADE synthesis conditioned on [F_x1^(i), F_c1^(i)] at every scale."""
+        return self.synthesis(
+            [torch.cat([f_x1, f_c1], dim=1) for f_x1, f_c1 in zip(aligned, target.label_features, strict=True)]
+        )
+
+    def forward(self, c1: Tensor, x2: Tensor, c2: Tensor) -> GeneratorOutput:
+        """x̂_{2→1} = G(c1, x2, c̃2): c1 [B, C, H1, W1] one-hot, x2 [B, 3, H2, W2] in [-1, 1], c̃2 [B, C, H2, W2]."""
+        assert c1.dim() == x2.dim() == c2.dim() == 4 and x2.shape[1] == 3, "expects [B, C, H, W] tensors"
+        assert c2.shape[-2:] == x2.shape[-2:], f"exemplar labels {tuple(c2.shape)} do not match x2 {tuple(x2.shape)}"
+        target = self.encode_target(c1)
+        if self.variant == "spade_vae":
+            mu, logvar = self.style_encoder(x2)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+            aligned = [
+                project(z, f.shape[-2:]) for project, f in zip(self.aligners, target.label_features, strict=True)
+            ]
+            return GeneratorOutput(image=self.synthesize(aligned, target), attention=[], mu=mu, logvar=logvar)
+        aligned, records = self.align(self.encode_exemplar(x2, c2), target)
+        return GeneratorOutput(image=self.synthesize(aligned, target), attention=records)
+
+
+def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM_CLASSES) -> Generator:
+    """The generator of `variant` from the model params, its weights initialized from `config.seed`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return Generator(
+            variant=variant,
+            num_classes=num_classes,
+            num_scales=config.num_scales,
+            attention_maps=config.attention_maps,
+            backbone=config.backbone,
+            seed=config.seed,
+            image_channels=config.image_channels,
+            label_channels=config.label_channels,
+            style_dim=config.style_dim,
+            dense_attention_side=config.dense_attention_side,
+            ngf=config.ngf,
+            spade_hidden=config.spade_hidden,
+            norm=config.norm,
+        )
+
+
+def parameter_counts(generator: Generator) -> dict[str, int]:
+    """Trainable parameters per component (the frozen VGG-19 listed apart), for the README's table."""
+    if generator.variant == "spade_vae":
+        components: dict[str, nn.Module] = {"style_encoder (VAE)": generator.style_encoder}
+    else:
+        components = {"image_encoder (W_x)": generator.image_encoder.projections}
+    components |= {
+        "label_encoder (W_c)": generator.label_encoder,
+        "alignment": generator.aligners,
+        "synthesis (SPADE)": generator.synthesis,
+    }
+    counts = {
+        name: sum(p.numel() for p in module.parameters() if p.requires_grad) for name, module in components.items()
+    }
+    counts["total trainable"] = sum(p.numel() for p in generator.parameters() if p.requires_grad)
+    counts["vgg19 (frozen)"] = sum(p.numel() for p in generator.parameters() if not p.requires_grad)
+    return counts

@@ -1,0 +1,150 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from egsynth.config import ModelConfig, load_params
+from egsynth.models.generator import VARIANTS, build_generator, parameter_counts
+from egsynth.models.manipulation import (
+    extrapolate,
+    extrapolation_positions,
+    horizontal_ramp,
+    interpolate,
+    interpolate_spatial,
+)
+
+DEFAULT = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model
+TINY = ModelConfig(
+    num_scales=2,
+    attention_maps=(2, 3, 3),
+    image_channels=6,
+    label_channels=5,
+    style_dim=4,
+    ngf=4,
+    dense_attention_side=8,
+)
+TINY_CLASSES = 5
+
+
+def one_hot(batch: int, classes: int, height: int, width: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    # blocky labels, so that every scale sees several classes
+    coarse = torch.randint(0, classes, (batch, 1, max(1, height // 8), max(1, width // 8)), generator=generator)
+    ids = torch.nn.functional.interpolate(coarse.float(), size=(height, width), mode="nearest").long()[:, 0]
+    return torch.nn.functional.one_hot(ids, classes).permute(0, 3, 1, 2).float()
+
+
+def inputs(classes: int, size: int, seed: int = 0, exemplar_size: int | None = None):
+    exemplar_size = exemplar_size or size
+    generator = torch.Generator().manual_seed(seed)
+    x2 = torch.rand(1, 3, exemplar_size, exemplar_size, generator=generator) * 2 - 1
+    return one_hot(1, classes, size, size, seed), x2, one_hot(1, classes, exemplar_size, exemplar_size, seed + 1)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("size", [128, 256])
+def test_every_variant_runs_forward_and_backward_at_the_default_config(variant, size):
+    generator = build_generator(variant, DEFAULT)
+    c1, x2, c2 = inputs(171, size)
+    output = generator(c1, x2, c2)
+    assert output.image.shape == (1, 3, size, size)
+    assert output.image.abs().max() <= 1
+    output.image.mean().backward()
+    trainable = [p for p in generator.parameters() if p.requires_grad]
+    assert sum(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable) > 0.8 * len(trainable)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_exemplar_and_target_may_differ_in_size(variant):
+    generator = build_generator(variant, TINY, num_classes=TINY_CLASSES).eval()
+    c1, x2, c2 = inputs(TINY_CLASSES, 32, exemplar_size=48)
+    assert generator(c1, x2, c2).image.shape == (1, 3, 32, 32)
+
+
+def test_the_same_seed_builds_the_same_weights_and_another_seed_does_not():
+    first, second = (
+        build_generator("full", TINY, num_classes=TINY_CLASSES),
+        build_generator("full", TINY, num_classes=TINY_CLASSES),
+    )
+    other = build_generator("full", TINY.model_copy(update={"seed": 1}), num_classes=TINY_CLASSES)
+    pairs = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+    assert not all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), other.state_dict().values(), strict=True)
+    )
+
+
+def test_unknown_variant_is_refused_by_name():
+    with pytest.raises(ValueError, match="unknown generator variant 'fancy'"):
+        build_generator("fancy", TINY, num_classes=TINY_CLASSES)
+
+
+def test_no_fm_differs_from_full_only_by_the_gate():
+    full = build_generator("full", TINY, num_classes=TINY_CLASSES).eval()
+    no_fm = build_generator("no_fm", TINY, num_classes=TINY_CLASSES).eval()
+    no_fm.load_state_dict(full.state_dict())
+    c1, x2, c2 = inputs(TINY_CLASSES, 32)
+    records_full, records_no_fm = full(c1, x2, c2).attention, no_fm(c1, x2, c2).attention
+    assert all(
+        torch.equal(a.alpha, b.alpha) and torch.equal(a.beta, b.beta)
+        for a, b in zip(records_full, records_no_fm, strict=True)
+    )
+    assert all((r.gate < 1).all() for r in records_full)
+    assert all(torch.equal(r.gate, torch.ones_like(r.gate)) for r in records_no_fm)
+
+
+def test_interpolation_endpoints_equal_the_single_exemplar_outputs():
+    generator = build_generator("full", TINY, num_classes=TINY_CLASSES).eval()
+    c1, x2, c2 = inputs(TINY_CLASSES, 32, seed=0)
+    _, x3, c3 = inputs(TINY_CLASSES, 32, seed=5)
+    with torch.no_grad():
+        alone_2, alone_3 = generator(c1, x2, c2).image, generator(c1, x3, c3).image
+        assert torch.allclose(interpolate(generator, c1, (x2, c2), (x3, c3), 1.0), alone_2, atol=1e-5)
+        assert torch.allclose(interpolate(generator, c1, (x2, c2), (x3, c3), 0.0), alone_3, atol=1e-5)
+        halfway = interpolate(generator, c1, (x2, c2), (x3, c3), 0.5)
+    assert not torch.allclose(halfway, alone_2, atol=1e-4) and not torch.allclose(halfway, alone_3, atol=1e-4)
+
+
+def test_interpolation_refuses_variants_without_msca():
+    generator = build_generator("gap", TINY, num_classes=TINY_CLASSES).eval()
+    c1, x2, c2 = inputs(TINY_CLASSES, 32)
+    with pytest.raises(ValueError, match="needs MSCA attention"):
+        interpolate(generator, c1, (x2, c2), (x2, c2), 0.5)
+
+
+def test_spatial_interpolation_with_constant_weights_is_one_exemplar_and_a_ramp_mixes_left_to_right():
+    generator = build_generator("full", TINY, num_classes=TINY_CLASSES).eval()
+    c1, x2, c2 = inputs(TINY_CLASSES, 32, seed=0)
+    _, x3, c3 = inputs(TINY_CLASSES, 32, seed=5)
+    with torch.no_grad():
+        alone_2, alone_3 = generator(c1, x2, c2).image, generator(c1, x3, c3).image
+        assert torch.allclose(
+            interpolate_spatial(generator, c1, (x2, c2), (x3, c3), torch.ones(1, 1, 32, 32)), alone_2, atol=1e-5
+        )
+        ramp = interpolate_spatial(generator, c1, (x2, c2), (x3, c3), horizontal_ramp(32, 32))
+    left, right = ramp[..., :, :6], ramp[..., :, -6:]
+    assert (left - alone_2[..., :, :6]).abs().mean() < (left - alone_3[..., :, :6]).abs().mean()
+    assert (right - alone_3[..., :, -6:]).abs().mean() < (right - alone_2[..., :, -6:]).abs().mean()
+
+
+def test_extrapolation_covers_the_map_and_a_patch_as_large_as_the_map_is_plain_synthesis():
+    positions = extrapolation_positions(64, 96, 32, num_random=3, seed=0)
+    covered = torch.zeros(64, 96, dtype=torch.bool)
+    for top, left in positions:
+        covered[top : top + 32, left : left + 32] = True
+    assert covered.all() and {(0, 0), (0, 64), (32, 0), (32, 64)} <= set(positions)
+    generator = build_generator("full", TINY, num_classes=TINY_CLASSES).eval()
+    c1, x2, c2 = inputs(TINY_CLASSES, 32)
+    with torch.no_grad():
+        assert torch.allclose(
+            extrapolate(generator, c1, (x2, c2), patch=32, num_random=2), generator(c1, x2, c2).image, atol=1e-6
+        )
+        large = extrapolate(generator, one_hot(1, TINY_CLASSES, 64, 96, 3), (x2, c2), patch=32)
+    assert large.shape == (1, 3, 64, 96) and large.abs().max() <= 1
+
+
+def test_parameter_counts_add_up():
+    for variant in VARIANTS:
+        counts = parameter_counts(build_generator(variant, TINY, num_classes=TINY_CLASSES))
+        parts = sum(v for k, v in counts.items() if k not in ("total trainable", "vgg19 (frozen)"))
+        assert parts == counts["total trainable"] > 0, variant
