@@ -76,6 +76,37 @@ class FilterConfig(_Section):
     """A label map that fails validation: stop the stage (`error`) or skip the image and count it."""
 
 
+class ParserConfig(_Section):
+    source: Literal["train", "checkpoint", "oracle"] = "train"
+    """`train`: a torchvision segmentation network trained from scratch on the train split (the paper
+    uses a COCO-stuff DeepLab-v2); `checkpoint`: load `checkpoint`; `oracle`: ground-truth labels."""
+    checkpoint: Path | None = None
+    """Weights file of the parser for `source: checkpoint`."""
+    architecture: Literal["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50"] = (
+        "lraspp_mobilenet_v3_large"
+    )
+    """torchvision segmentation model, built without pretrained weights."""
+    image_size: int = Field(128, ge=16)
+    epochs: int = Field(4, ge=0)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _checkpoint_given(self) -> ParserConfig:
+        if self.source == "checkpoint" and self.checkpoint is None:
+            raise ValueError("parser.checkpoint is required when parser.source is checkpoint")
+        return self
+
+
+class ParseConfig(_Section):
+    shard_size: int = Field(256, ge=1)
+    """Images per Prefect task (one task per shard)."""
+    batch_size: int = Field(32, ge=1)
+    dask_address: str | None = None
+    """A Dask scheduler address: shards run on that cluster (prefect-dask) instead of in-process."""
+
+
 class ManifestConfig(_Section):
     seed: int = 0
     image_size: int = Field(128, ge=16)
@@ -131,6 +162,7 @@ class ModelConfig(_Section):
 
 
 class PretrainConfig(_Section):
+    seed: int = 0
     epochs: int = Field(2, ge=0)
     """MSCA pretraining epochs with the auxiliary feature decoder (paper: 20, appendix G)."""
     batch_size: int = Field(8, ge=1)
@@ -152,6 +184,20 @@ class TrainConfig(_Section):
     """Enlarged patches plus global self-reconstruction (paper: 20, appendix F)."""
     lambda_global: float = Field(1.0, ge=0)
     """λ of Eq. 11, weight of the global self-reconstruction task (paper: 1)."""
+    gan_loss: Literal["hinge", "log"] = "hinge"
+    """Adversarial loss: SPADE's hinge, or the log form written in Eq. 11."""
+    lambda_feat: float = Field(10.0, ge=0)
+    """Weight of discriminator feature matching inside L_spade (SPADE: 10)."""
+    lambda_vgg: float = Field(10.0, ge=0)
+    """Weight of the VGG perceptual loss inside L_spade (SPADE: 10)."""
+    lambda_kl: float = Field(0.05, ge=0)
+    """Weight of the KL term of the spade_vae baseline (SPADE: 0.05)."""
+    ndf: int = Field(64, ge=1)
+    """Discriminator width."""
+    num_discriminators: int = Field(2, ge=1)
+    """Scales of the multiscale PatchGAN."""
+    checkpoint_every: int = Field(50, ge=1)
+    """Steps between resumable checkpoints."""
 
 
 VariantName = Literal["full", "gap", "no_att", "no_fm", "no_global", "spade_vae", "full_attention"]
@@ -163,6 +209,8 @@ class Params(_Section):
     data: DataConfig = DataConfig()
     scenes: ScenesConfig = ScenesConfig()
     filter: FilterConfig = FilterConfig()
+    parser: ParserConfig = ParserConfig()
+    parse: ParseConfig = ParseConfig()
     manifest: ManifestConfig = ManifestConfig()
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
