@@ -49,6 +49,18 @@ def stage_spec(name: str) -> StageSpec:
     return StageSpec(name=name, deps=deps, outs=outs, param_sections=sections)
 
 
+def _select(params: dict, keys: tuple[str, ...]) -> dict:
+    """The params dvc.yaml lists for a stage: whole sections (`train`) or dotted keys (`train.lr`), nested."""
+    selected: dict = {}
+    for key in keys:
+        *sections, leaf = key.split(".")
+        source, target = params, selected
+        for section in sections:
+            source, target = source[section], target.setdefault(section, {})
+        target[leaf] = source[leaf]
+    return selected
+
+
 @contextmanager
 def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
     """An MLflow run for this stage execution, recording its params and dvc.yaml deps and outs."""
@@ -57,7 +69,7 @@ def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
     with tracking.stage_run(
         name,
         repo_root=WORKSPACE,
-        stage_params={section: all_params[section] for section in spec.param_sections},
+        stage_params=_select(all_params, spec.param_sections),
         all_params=all_params,
         deps=spec.deps,
         outs=spec.outs,
