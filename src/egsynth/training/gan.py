@@ -1,0 +1,528 @@
+"""The GAN training loop of Eq. 11-12 (Sec. 3.4; Sec. 4 "Implementation details"; appendix F).
+
+Per iteration, with a cross batch (x_p, c_p, x_q, c̃_q) and, in epochs that have one, a global batch
+(x, c, x, c̃) weighted by λ = `lambda_global`:
+
+    x̂_p = G(c_p, x_q, c̃_q)                                                           (Eq. 9)
+    x̂   = G(c, x, c̃)                                                                  (Eq. 10)
+    L_D = adv_D(D(x_p, c_p, x_q, c̃_q), D(x̂_p, c_p, x_q, c̃_q)) + λ adv_D(D(x, c, x, c̃), D(x̂, c, x, c̃))
+    L_G = adv_G(D(x̂_p, ...)) + L_spade(x̂_p, x_p) + λ {adv_G(D(x̂, ...)) + L_spade(x̂, x)}  (Eq. 11)
+
+with L_spade = lambda_feat * feature matching + lambda_vgg * VGG perceptual loss ([38]), plus
+lambda_kl * KL(mu, logvar) per task for the `spade_vae` baseline; adv is `gan_loss` in `train.gan_loss`
+form (hinge or the log form of Eq. 11). Eq. 12's min-max alternates: D is updated every iteration,
+G every `generator_every` iterations (Sec. 4: "every 5 iterations"), on the steps that are multiples
+of it (steps count from 1). Both use Adam(lr, betas).
+
+Order within an iteration (pix2pixHD's): one G forward; L_G through the current D (its weights
+frozen for that backward), L_D on x̂ detached; then, only if every loss and gradient is finite on
+every rank, both optimizers step. So neither update sees the other's step of the same iteration.
+
+Non-finite losses: the iteration's buffers (spectral-norm vectors, batch-norm statistics) are
+snapshotted in memory before it starts; since no optimizer steps before the finiteness check, this
+snapshot plus the untouched weights and optimizer states *is* the last good state. A NaN/inf loss or
+gradient restores it, skips the batch (its step still counts, so the data position and the G
+schedule stay aligned), logs a warning and counts it in `TrainResult.rollbacks`;
+`max_consecutive_rollbacks` in a row raise `NonFiniteLossError`.
+
+Resume: a checkpoint every `checkpoint_every` steps and at the end holds the exact data position and
+every RNG state; a run killed at any point and restarted with the same params continues at the next
+batch and ends with the same weights as an uninterrupted run: DataLoaders iterate in the datasets'
+deterministic order and draw no global random numbers, and torch's deterministic algorithms are on
+(`deterministic=True`, the default; on an H200 a resumed CUDA run without them drifted by ~1e-3 from the
+uninterrupted one, with them it was bit-identical, at a cost of 0-25% per step).
+
+DDP: under torchrun (see `distributed.py`) G and D are wrapped in DDP; `train.batch_size` is the
+global batch, split evenly over ranks (DistributedSampler, no shuffling), and every loss is a batch
+mean, so a DDP step equals the single-process step on the same batch (instance norm).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from egsynth.config import TrainConfig
+from egsynth.losses import VGGPerceptualLoss, feature_matching_loss, gan_loss, kl_loss
+from egsynth.training.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    frozen_digest,
+    load_checkpoint,
+    load_trainable_state_dict,
+    remove_stale_temporaries,
+    restore_rng_state,
+    save_checkpoint,
+    trainable_state_dict,
+)
+from egsynth.training.distributed import (
+    DistributedContext,
+    average,
+    barrier,
+    current_context,
+    gather,
+    unwrap,
+    wrap_module,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH_KEYS = ("target", "target_labels", "exemplar", "exemplar_labels")
+"""x_p [B, 3, P, P], c_p [B, C, P, P], x_q [B, 3, P, P], c̃_q [B, C, P, P] (global batches: x, c, x, c̃)."""
+D_TERMS = ("d_real", "d_fake")
+G_TERMS = ("g_gan", "g_feat", "g_vgg", "g_kl")
+
+# ----------------------------------------------------------------------------
+# data and results
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """One epoch of data; both datasets have a deterministic item order (randomness lives in the manifest)."""
+
+    cross: Dataset  # patch pairs of the cross-reconstruction task (Eq. 9)
+    global_: Dataset | None = None  # global self-reconstruction (Eq. 10); None: the cross task only (phase 1)
+
+
+@dataclass
+class TrainResult:
+    steps: int  # iterations done in total (rolled-back ones included), resumed ones included
+    rollbacks: int  # batches skipped because a loss or gradient was not finite
+    losses: dict[str, float]  # the latest value of every logged loss
+    history: list[dict[str, float]] = field(default_factory=list)  # per good step: {"step": s, loss: value, ...}
+    resumed_from: int = 0  # step of the checkpoint the run resumed from (0: started fresh)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive batches gave non-finite losses: the training diverged or the data is broken."""
+
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def _epoch_batches(dataset: Dataset, *, batch_size: int, ctx: DistributedContext, what: str) -> list[list[int]]:
+    """This rank's index batches for one pass over `dataset`, in order; incomplete batches are dropped.
+
+    Rank r of W gets items r, r + W, ... (DistributedSampler without shuffling), in batches of
+    batch_size / W, so global batch j is items [j B, (j + 1) B) whatever the world size.
+    """
+    per_rank = batch_size // ctx.world_size
+    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False, drop_last=True)
+    indices = list(sampler)
+    batches = [indices[i : i + per_rank] for i in range(0, len(indices) - per_rank + 1, per_rank)]
+    if not batches:
+        raise ValueError(f"{what}: {len(dataset)} items do not fill one batch of {batch_size}")  # type: ignore[arg-type]
+    return batches
+
+
+@dataclass
+class _EpochPlan:
+    data: EpochData
+    cross: list[list[int]]  # this rank's cross batches
+    global_: list[list[int]] | None  # this rank's global batches, cycled along the cross ones
+
+    def __len__(self) -> int:
+        return len(self.cross)
+
+
+def _plan(epochs: Sequence[EpochData], *, batch_size: int, ctx: DistributedContext, lambda_global: float):
+    plans = []
+    for index, epoch in enumerate(epochs):
+        cross = _epoch_batches(epoch.cross, batch_size=batch_size, ctx=ctx, what=f"epoch {index} cross dataset")
+        global_ = None
+        if epoch.global_ is not None and lambda_global > 0:
+            global_ = _epoch_batches(
+                epoch.global_, batch_size=batch_size, ctx=ctx, what=f"epoch {index} global dataset"
+            )
+        plans.append(_EpochPlan(data=epoch, cross=cross, global_=global_))
+    return plans
+
+
+def _loader(dataset: Dataset, batches: list[list[int]], *, num_workers: int, ctx: DistributedContext) -> DataLoader:
+    # a private generator: creating an iterator draws a worker base seed, which must not touch the
+    # global RNG (a resumed run creates its iterators at other points than an uninterrupted one)
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        pin_memory=ctx.device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+def _iterate(
+    plan: _EpochPlan, start: int, *, num_workers: int, ctx: DistributedContext
+) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(cross batch, global batch or None) for batches start.. of the epoch."""
+    cross = _loader(plan.data.cross, plan.cross[start:], num_workers=num_workers, ctx=ctx)
+    if plan.global_ is None:
+        for batch in cross:
+            yield batch, None
+        return
+    cycled = [plan.global_[i % len(plan.global_)] for i in range(start, len(plan))]
+    global_ = _loader(plan.data.global_, cycled, num_workers=num_workers, ctx=ctx)
+    yield from zip(cross, global_, strict=True)
+
+
+def _to_device(batch: Mapping[str, Any], device: torch.device, what: str) -> dict[str, Tensor]:
+    missing = [key for key in BATCH_KEYS if key not in batch]
+    if missing:
+        raise KeyError(f"{what} batch lacks {missing} (has {sorted(batch)}); expected {list(BATCH_KEYS)}")
+    return {key: batch[key].to(device, non_blocking=True) for key in BATCH_KEYS}
+
+
+def _discriminate(discriminator: nn.Module, fake: Tensor, batch: Mapping[str, Tensor]) -> tuple[list, list]:
+    """D(x̂, c, x2, c̃2) and D(x, c, x2, c̃2) in one pass (concatenated along the batch), split back."""
+    b = fake.shape[0]
+    c, x2, c2 = batch["target_labels"], batch["exemplar"], batch["exemplar_labels"]
+    outputs = discriminator(
+        torch.cat([fake, batch["target"]]), torch.cat([c, c]), torch.cat([x2, x2]), torch.cat([c2, c2])
+    )  # per discriminator: features [2B, ...], logits last
+    fake_outputs = [[t[:b] for t in per_d] for per_d in outputs]
+    real_outputs = [[t[b:] for t in per_d] for per_d in outputs]
+    return fake_outputs, real_outputs
+
+
+def _grad_norm(parameters: Sequence[nn.Parameter], device: torch.device) -> Tensor:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=device)
+    return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+
+
+@contextmanager
+def _frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Parameters excluded from autograd for a while (D during G's backward)."""
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
+
+
+def _buffers(modules: Sequence[nn.Module]) -> list[dict[str, Tensor]]:
+    return [{name: b.detach().clone() for name, b in m.named_buffers()} for m in modules]
+
+
+def _restore_buffers(modules: Sequence[nn.Module], snapshot: list[dict[str, Tensor]]) -> None:
+    with torch.no_grad():
+        for module, saved in zip(modules, snapshot, strict=True):
+            for name, b in module.named_buffers():
+                b.copy_(saved[name])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # CPU and every CUDA device
+
+
+@contextmanager
+def _deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
+    """torch's deterministic algorithms (and cuDNN's) for the duration of the training; restored after."""
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    previous_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if enabled:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous_cudnn
+
+
+# ----------------------------------------------------------------------------
+# the training loop
+
+
+@dataclass
+class _RunState:
+    """Where the run stands; all of it goes into every checkpoint."""
+
+    step: int = 0  # iterations done
+    epoch: int = 0  # position of the next batch: epoch index ...
+    batch: int = 0  # ... and batch index within it
+    rollbacks: int = 0
+    consecutive: int = 0  # rollbacks in a row, up to the latest iteration
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_gan(
+    *,
+    generator: nn.Module,  # G (egsynth.models.generator.Generator), built from the model params
+    discriminator: nn.Module,  # D (egsynth.models.discriminator.MultiscaleDiscriminator)
+    perceptual: VGGPerceptualLoss | None,  # the VGG term of L_spade; None: no VGG term
+    epochs: Sequence[EpochData],  # one entry per epoch, in order (phase 1, then phase 2 with global data)
+    config: TrainConfig,  # lr, betas, generator_every, lambda_*, gan_loss, batch_size, seed, checkpoint_every
+    variant: str,  # the generator variant (recorded in the checkpoint; spade_vae adds the KL term)
+    checkpoint_path: Path,  # resumed from when it exists; written every checkpoint_every steps and at the end
+    params: Mapping[str, Any],  # plain dict of the params the run depends on; a checkpoint under others is refused
+    device: torch.device | str,  # this rank's device
+    on_step: Callable[[int, dict[str, float]], None] | None = None,  # rank 0, after each good step (MLflow)
+    on_checkpoint: Callable[[int, Path], None] | None = None,  # rank 0, after each checkpoint is written
+    num_workers: int = 0,  # DataLoader worker processes
+    max_consecutive_rollbacks: int = 3,  # this many non-finite batches in a row raise NonFiniteLossError
+    deterministic: bool = True,  # torch (and cuDNN) deterministic algorithms: bit-identical resumes, also on GPU
+    progress: bool = True,  # tqdm bar on rank 0
+) -> TrainResult:
+    """Train G and D on `epochs` by Eq. 11-12, resuming from `checkpoint_path` if it exists.
+
+    Returns the steps done, the rollbacks, the latest losses and the per-step loss history (whole
+    run, resumed part included). G and D hold the trained weights afterwards.
+    Raises:
+        CheckpointParamsMismatch: the checkpoint was written under other params.
+        CheckpointError: the checkpoint belongs to another variant, other data or other frozen weights.
+        NonFiniteLossError: `max_consecutive_rollbacks` consecutive non-finite batches.
+    """
+    ctx = current_context(device)
+    if config.batch_size % ctx.world_size:
+        raise ValueError(f"train.batch_size {config.batch_size} is not divisible by the {ctx.world_size} ranks")
+    checkpoint_path = Path(checkpoint_path)
+    G = wrap_module(generator, ctx, find_unused_parameters=True)  # DDP under torchrun, else `generator` itself
+    D = wrap_module(discriminator, ctx)
+    if perceptual is not None:
+        perceptual.to(ctx.device)
+    g_params = [p for p in generator.parameters() if p.requires_grad]
+    d_params = [p for p in discriminator.parameters() if p.requires_grad]
+    optimizer_g = torch.optim.Adam(g_params, lr=config.lr, betas=config.betas)
+    optimizer_d = torch.optim.Adam(d_params, lr=config.lr, betas=config.betas)
+    plans = _plan(epochs, batch_size=config.batch_size, ctx=ctx, lambda_global=config.lambda_global)
+    epoch_batches = [len(plan) for plan in plans]
+    g_frozen = frozen_digest(generator)
+
+    # -- fresh start or resume --
+    if ctx.is_main:
+        remove_stale_temporaries(checkpoint_path)
+    barrier(ctx)
+    run = _RunState()
+    if checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path, params=params)
+        _check_resumable(state, checkpoint_path, variant=variant, epoch_batches=epoch_batches, g_frozen=g_frozen)
+        load_trainable_state_dict(generator, state["generator"], what="generator")
+        load_trainable_state_dict(discriminator, state["discriminator"], what="discriminator")
+        optimizer_g.load_state_dict(state["optimizer_g"])
+        optimizer_d.load_state_dict(state["optimizer_d"])
+        run = _RunState(**{key: state[key] for key in _RunState.__dataclass_fields__})
+        if len(state["rng"]) == ctx.world_size:
+            restore_rng_state(state["rng"][ctx.rank], ctx.device)
+        else:
+            log.warning(
+                "%s: written by %d ranks, now %d: RNG streams reseeded",
+                checkpoint_path,
+                len(state["rng"]),
+                ctx.world_size,
+            )
+            _seed_everything(config.seed + ctx.rank + 1_000_003 * run.step)
+        log.info(
+            "resuming %s from %s at step %d (epoch %d, batch %d)",
+            variant,
+            checkpoint_path,
+            run.step,
+            run.epoch,
+            run.batch,
+        )
+    else:
+        _seed_everything(config.seed + ctx.rank)
+    resumed_from = run.step
+    last_saved = run.step if checkpoint_path.exists() else -1
+
+    def write_checkpoint() -> None:
+        nonlocal last_saved
+        rng = gather(capture_rng_state(ctx.device), ctx)  # every rank's streams
+        if ctx.is_main:
+            state = {
+                "variant": variant,
+                "generator": trainable_state_dict(generator),
+                "discriminator": trainable_state_dict(discriminator),
+                "generator_frozen_digest": g_frozen,
+                "optimizer_g": optimizer_g.state_dict(),
+                "optimizer_d": optimizer_d.state_dict(),
+                "epoch_batches": epoch_batches,
+                "rng": rng,
+                "world_size": ctx.world_size,
+                "params": dict(params),
+            }
+            save_checkpoint(checkpoint_path, state | asdict(run))
+            if on_checkpoint is not None:
+                on_checkpoint(run.step, checkpoint_path)
+        barrier(ctx)
+        last_saved = run.step
+
+    bar = tqdm(
+        total=sum(epoch_batches),
+        initial=run.step,
+        desc=f"train {variant}",
+        unit="step",
+        disable=not (progress and ctx.is_main),
+    )
+    G.train()
+    D.train()
+    with _deterministic(deterministic, ctx.device), bar:
+        while run.epoch < len(plans):
+            for cross, global_ in _iterate(plans[run.epoch], run.batch, num_workers=num_workers, ctx=ctx):
+                tasks = [(_to_device(cross, ctx.device, "cross"), 1.0)]
+                if global_ is not None:
+                    tasks.append((_to_device(global_, ctx.device, "global"), config.lambda_global))
+                update_g = (run.step + 1) % config.generator_every == 0
+                snapshot = _buffers([generator, discriminator])
+                terms = _iteration(
+                    G=G,
+                    D=D,
+                    g_params=g_params,
+                    d_params=d_params,
+                    perceptual=perceptual,
+                    tasks=tasks,
+                    config=config,
+                    update_g=update_g,
+                )
+                values = average(torch.stack(list(terms.values())).detach().float(), ctx).tolist()
+                losses = dict(zip(terms, values, strict=True))
+                run.step, run.batch = run.step + 1, run.batch + 1
+                if all(math.isfinite(v) for v in values):
+                    if update_g:
+                        optimizer_g.step()
+                    optimizer_d.step()
+                    run.consecutive = 0
+                    losses["d_loss"] = sum(losses[k] for k in D_TERMS)
+                    if update_g:
+                        losses["g_loss"] = sum(losses[k] for k in G_TERMS)
+                    run.history.append({"step": run.step, **losses})
+                    if ctx.is_main and on_step is not None:
+                        on_step(run.step, losses)
+                    bar.set_postfix(
+                        d=f"{losses['d_loss']:.3g}", g=f"{_latest(run.history, 'g_loss'):.3g}", refresh=False
+                    )
+                else:  # no optimizer has stepped: restoring the buffers restores the last good state
+                    _restore_buffers([generator, discriminator], snapshot)
+                    _count_rollback(run, losses, max_consecutive_rollbacks, checkpoint_path, last_saved)
+                G.zero_grad(set_to_none=True)
+                D.zero_grad(set_to_none=True)
+                if run.batch == len(plans[run.epoch]):
+                    run.epoch, run.batch = run.epoch + 1, 0
+                bar.update(1)
+                if run.step % config.checkpoint_every == 0:
+                    write_checkpoint()
+        if last_saved != run.step:
+            write_checkpoint()
+
+    final: dict[str, float] = {}
+    for entry in run.history:
+        final |= {k: v for k, v in entry.items() if k != "step"}
+    return TrainResult(
+        steps=run.step, rollbacks=run.rollbacks, losses=final, history=run.history, resumed_from=resumed_from
+    )
+
+
+def _check_resumable(
+    state: Mapping[str, Any], path: Path, *, variant: str, epoch_batches: list[int], g_frozen: str
+) -> None:
+    """Beyond the params (checked by load_checkpoint): same variant, same data length, same frozen weights."""
+    if state["variant"] != variant:
+        raise CheckpointError(f"checkpoint {path} is of variant {state['variant']!r}, not {variant!r}")
+    if state["epoch_batches"] != epoch_batches:
+        raise CheckpointError(
+            f"checkpoint {path} was written for epochs of {state['epoch_batches']} batches, the data now gives "
+            f"{epoch_batches}: the data changed; delete the checkpoint to start over"
+        )
+    if state["generator_frozen_digest"] != g_frozen:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with other frozen generator weights (the VGG-19 backbone file "
+            f"changed under the same params); delete the checkpoint to start over"
+        )
+
+
+def _count_rollback(run: _RunState, losses: dict[str, float], limit: int, path: Path, last_saved: int) -> None:
+    """Count a skipped batch, warn, and raise NonFiniteLossError at `limit` in a row."""
+    run.rollbacks += 1
+    run.consecutive += 1
+    bad = ", ".join(name for name, value in losses.items() if not math.isfinite(value))
+    where = f"step {run.step} (epoch {run.epoch}, batch {run.batch - 1})"
+    log.warning(
+        "%s: non-finite %s; rolled back to the state before this batch and skipped it (%d in a row, %d in total)",
+        where,
+        bad,
+        run.consecutive,
+        run.rollbacks,
+    )
+    if run.consecutive >= limit:
+        raise NonFiniteLossError(
+            f"{run.consecutive} consecutive batches gave non-finite losses or gradients (last: {where}: {bad}); "
+            f"the training diverged or the data holds NaN/inf. The last checkpoint ({path}, step "
+            f"{max(last_saved, 0)}) holds the last saved good state; lower train.lr or check the data"
+        )
+
+
+def _latest(history: list[dict[str, float]], key: str) -> float:
+    for entry in reversed(history):
+        if key in entry:
+            return entry[key]
+    return math.nan
+
+
+def _iteration(
+    *,
+    G: nn.Module,  # the generator, DDP-wrapped under torchrun
+    D: nn.Module,  # the discriminator, DDP-wrapped under torchrun
+    d_params: Sequence[nn.Parameter],
+    g_params: Sequence[nn.Parameter],
+    perceptual: VGGPerceptualLoss | None,
+    tasks: list[tuple[dict[str, Tensor], float]],  # (batch, weight): cross (1) and global (λ)
+    config: TrainConfig,
+    update_g: bool,
+) -> dict[str, Tensor]:
+    """Backward of L_G (when update_g) and L_D for one iteration; returns the loss terms and gradient norms.
+
+    The terms are returned weighted as they enter the totals (task weight, lambda_feat, lambda_vgg,
+    lambda_kl), so d_loss = d_real + d_fake and g_loss = g_gan + g_feat + g_vgg + g_kl. No optimizer steps.
+    """
+    mode = config.gan_loss
+    with torch.set_grad_enabled(update_g):
+        outputs = [G(batch["target_labels"], batch["exemplar"], batch["exemplar_labels"]) for batch, _ in tasks]
+
+    terms: dict[str, Tensor] = {}
+    norms: dict[str, Tensor] = {}
+    if update_g:
+        d_core = unwrap(D)  # no DDP here: D's weights are frozen, only G's gradients are reduced
+        g = dict.fromkeys(G_TERMS, torch.zeros((), device=outputs[0].image.device))
+        with _frozen(d_params):
+            for (batch, weight), out in zip(tasks, outputs, strict=True):
+                fake_d, real_d = _discriminate(d_core, out.image, batch)
+                g["g_gan"] = g["g_gan"] + weight * gan_loss(
+                    fake_d, target_is_real=True, for_discriminator=False, mode=mode
+                )
+                g["g_feat"] = g["g_feat"] + weight * config.lambda_feat * feature_matching_loss(fake_d, real_d)
+                if perceptual is not None and config.lambda_vgg > 0:
+                    g["g_vgg"] = g["g_vgg"] + weight * config.lambda_vgg * perceptual(out.image, batch["target"])
+                if out.mu is not None and config.lambda_kl > 0:
+                    g["g_kl"] = g["g_kl"] + weight * config.lambda_kl * kl_loss(out.mu, out.logvar)
+            sum(g.values()).backward()
+        terms |= g
+        norms["g_grad_norm"] = _grad_norm(g_params, outputs[0].image.device)
+
+    d = dict.fromkeys(D_TERMS, torch.zeros((), device=outputs[0].image.device))
+    for (batch, weight), out in zip(tasks, outputs, strict=True):
+        fake_d, real_d = _discriminate(D, out.image.detach(), batch)
+        d["d_real"] = d["d_real"] + weight * gan_loss(real_d, target_is_real=True, for_discriminator=True, mode=mode)
+        d["d_fake"] = d["d_fake"] + weight * gan_loss(fake_d, target_is_real=False, for_discriminator=True, mode=mode)
+    sum(d.values()).backward()
+    norms["d_grad_norm"] = _grad_norm(d_params, outputs[0].image.device)
+    return d | terms | norms

@@ -1,0 +1,301 @@
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from egsynth.models.generator import VARIANTS
+from egsynth.training import (
+    CheckpointParamsMismatch,
+    EpochData,
+    NonFiniteLossError,
+    init_distributed,
+    load_checkpoint,
+    params_hash,
+    train_gan,
+)
+from egsynth.training.checkpoint import capture_rng_state, restore_rng_state
+from tests._training_worker import (
+    DDP_VARIANT,
+    PATCH,
+    RESUMABLE_VARIANT,
+    SLOW_FROM,
+    SceneItems,
+    build,
+    ddp_run,
+    ddp_train,
+    ddp_worker,
+    params_of,
+    resumable_run,
+    tiny_train,
+    two_phase_epochs,
+    weights,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = REPO / "tests" / "_training_worker.py"
+
+
+@pytest.fixture
+def one_thread():
+    """Training tests run single-threaded: bit-identical comparisons across processes, and shared CPUs."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run(variant, epochs, checkpoint, *, train=None, modules=None, **kwargs):
+    train = train or tiny_train()
+    generator, discriminator, perceptual = modules or build(variant, train=train)
+    result = train_gan(
+        generator=generator,
+        discriminator=discriminator,
+        perceptual=perceptual,
+        epochs=epochs,
+        config=train,
+        variant=variant,
+        checkpoint_path=checkpoint,
+        params=kwargs.pop("params", params_of(variant, train)),
+        device="cpu",
+        progress=False,
+        **kwargs,
+    )
+    return result, generator, discriminator
+
+
+def trainable(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.detach().clone() for k, p in module.named_parameters() if p.requires_grad}
+
+
+def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+# ----------------------------------------------------------------------------
+# every variant trains
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_trains_with_finite_losses_and_changing_weights(variant, tmp_path, one_thread):
+    train = tiny_train(generator_every=1, checkpoint_every=100)
+    modules = build(variant, train=train)
+    g_before, d_before = trainable(modules[0]), trainable(modules[1])
+    # two steps: one of phase 1 (cross task only), one of phase 2 (cross + global self-reconstruction)
+    result, generator, discriminator = run(
+        variant,
+        two_phase_epochs(variant, cross_items=2, global_items=2),
+        tmp_path / "c.pt",
+        train=train,
+        modules=modules,
+    )
+    assert (result.steps, result.rollbacks, len(result.history)) == (2, 0, 2)
+    assert all(math.isfinite(v) for entry in result.history for v in entry.values())
+    assert {"d_loss", "g_loss", "g_feat", "g_vgg"} <= result.losses.keys()
+    assert (result.losses["g_kl"] > 0) == (variant == "spade_vae")
+    assert len(changed(g_before, trainable(generator))) > 0.8 * len(g_before)
+    assert changed(d_before, trainable(discriminator)) == d_before.keys()
+
+
+# ----------------------------------------------------------------------------
+# resume
+
+
+def test_a_run_killed_midway_resumes_to_weights_identical_to_an_uninterrupted_run(tmp_path, one_thread):
+    reference, reference_weights = resumable_run(tmp_path / "reference.pt")
+    assert reference.steps == 8
+
+    checkpoint, out, stderr = tmp_path / "killed.pt", tmp_path / "final.pt", tmp_path / "stderr.txt"
+    command = [sys.executable, str(WORKER), str(checkpoint), str(out)]
+    with stderr.open("w") as errors:
+        process = subprocess.Popen([*command, "--sleep", "0.5"], cwd=REPO, stderr=errors)
+    deadline = time.monotonic() + 60
+    try:  # kill it in phase 2, once the checkpoint of step SLOW_FROM exists
+        while not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= SLOW_FROM):
+            assert process.poll() is None, f"the worker ended before being killed: {stderr.read_text()}"
+            assert time.monotonic() < deadline, "no checkpoint within 60 s"
+            time.sleep(0.05)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = torch.load(checkpoint, weights_only=True)["step"]
+    assert SLOW_FROM <= killed_at < 8 and not out.exists()
+
+    subprocess.run(command, cwd=REPO, check=True, timeout=120, capture_output=True)
+    resumed = torch.load(out, weights_only=True)
+    assert (resumed["resumed_from"], resumed["steps"]) == (killed_at, 8)
+    assert resumed["weights"].keys() == reference_weights.keys()
+    different = [k for k, v in reference_weights.items() if not torch.equal(v, resumed["weights"][k])]
+    assert not different, f"{RESUMABLE_VARIANT}: resumed weights differ in {different[:5]}"
+
+
+def test_resume_with_changed_params_is_refused_naming_each_differing_key(tmp_path, one_thread):
+    epochs = [EpochData(cross=SceneItems(2, PATCH, seed=1))]
+    run("full", epochs, tmp_path / "c.pt")
+    other = tiny_train(lr=1e-3, lambda_vgg=5.0)
+    with pytest.raises(CheckpointParamsMismatch) as caught:
+        run("full", epochs, tmp_path / "c.pt", train=other)
+    message = str(caught.value)
+    assert "train.lr: 0.0002 -> 0.001" in message and "train.lambda_vgg: 10.0 -> 5.0" in message
+    assert set(caught.value.differences) == {"train.lr", "train.lambda_vgg"}
+    assert str(tmp_path / "c.pt") in message
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path, one_thread):
+    epochs = [EpochData(cross=SceneItems(4, PATCH, seed=1))]
+    first, generator, discriminator = run("gap", epochs, tmp_path / "c.pt")
+    again, generator_again, discriminator_again = run("gap", epochs, tmp_path / "c.pt")
+    assert (again.steps, again.resumed_from, again.history) == (first.steps, first.steps, first.history)
+    assert weights(generator, discriminator).keys() == weights(generator_again, discriminator_again).keys()
+    assert not changed(weights(generator, discriminator), weights(generator_again, discriminator_again))
+
+
+# ----------------------------------------------------------------------------
+# checkpoints
+
+
+def test_checkpoints_load_with_weights_only_and_hold_the_whole_training_state(tmp_path, one_thread):
+    stale = tmp_path / ".c.pt.abc123.tmp"  # what a save killed midway leaves behind
+    stale.mkdir()
+    train = tiny_train()
+    result, generator, _ = run("full", [EpochData(cross=SceneItems(4, PATCH, seed=1))], tmp_path / "c.pt", train=train)
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert {"generator", "discriminator", "optimizer_g", "optimizer_d", "rng", "history"} <= state.keys()
+    assert (state["step"], state["epoch"], state["batch"]) == (2, 1, 0)
+    assert state["params_hash"] == params_hash(params_of("full", train))
+    assert {"torch", "numpy", "python", "cuda"} <= state["rng"][0].keys()
+    # frozen VGG-19 weights are rebuilt from the params, not stored
+    frozen = [name for name, p in generator.named_parameters() if not p.requires_grad]
+    assert frozen and not set(frozen) & state["generator"].keys()
+    assert load_checkpoint(tmp_path / "c.pt", params=params_of("full", train))["step"] == result.steps
+    assert not stale.exists()
+
+
+def test_rng_states_round_trip():
+    state = capture_rng_state()
+    drawn = (torch.rand(3), np.random.rand(3), random.random())
+    restore_rng_state(state)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(drawn[0], again[0]) and np.array_equal(drawn[1], again[1]) and drawn[2] == again[2]
+
+
+# ----------------------------------------------------------------------------
+# non-finite losses
+
+
+def test_a_nan_batch_is_rolled_back_counted_and_skipped(tmp_path, one_thread, caplog):
+    saved: dict[int, dict[str, torch.Tensor]] = {}
+
+    def keep(step, path):
+        state = torch.load(path, weights_only=True)
+        saved[step] = {**state["generator"], **{f"D.{k}": v for k, v in state["discriminator"].items()}}
+
+    epochs = [EpochData(cross=SceneItems(8, PATCH, seed=1, nan_items={2}))]  # item 2: batch 1, i.e. step 2
+    result, generator, discriminator = run(
+        "full", epochs, tmp_path / "c.pt", train=tiny_train(checkpoint_every=1), on_checkpoint=keep
+    )
+    assert (result.steps, result.rollbacks) == (4, 1)
+    assert [entry["step"] for entry in result.history] == [1, 3, 4]
+    assert "step 2 (epoch 0, batch 1): non-finite" in caplog.text
+    # the rolled-back step left weights and buffers exactly as the last good step; training went on
+    assert not changed(saved[1], saved[2])
+    assert changed(saved[2], saved[4])
+    assert all(torch.isfinite(v).all() for v in weights(generator, discriminator).values())
+
+
+def test_consecutive_non_finite_batches_stop_the_training_with_a_clear_error(tmp_path, one_thread):
+    epochs = [EpochData(cross=SceneItems(8, PATCH, seed=1, nan_items=set(range(8))))]
+    with pytest.raises(NonFiniteLossError, match="3 consecutive batches gave non-finite"):
+        run("full", epochs, tmp_path / "c.pt", max_consecutive_rollbacks=3)
+
+
+# ----------------------------------------------------------------------------
+# update schedule
+
+
+def test_generator_changes_only_every_generator_every_steps_while_discriminator_changes_every_step(
+    tmp_path, one_thread
+):
+    train = tiny_train(generator_every=3, checkpoint_every=100)
+    generator, discriminator, perceptual = build("full", train=train)
+    previous = [trainable(generator), trainable(discriminator)]
+    observed = []
+
+    def on_step(step, losses):
+        now = [trainable(generator), trainable(discriminator)]
+        observed.append(
+            (step, bool(changed(previous[0], now[0])), bool(changed(previous[1], now[1])), "g_loss" in losses)
+        )
+        previous[:] = now
+
+    epochs = [EpochData(cross=SceneItems(12, PATCH, seed=1))]  # 6 steps
+    run("full", epochs, tmp_path / "c.pt", train=train, modules=(generator, discriminator, perceptual), on_step=on_step)
+    assert observed == [(s, s % 3 == 0, True, s % 3 == 0) for s in range(1, 7)]
+
+
+# ----------------------------------------------------------------------------
+# DDP
+
+
+def test_without_torchrun_init_distributed_is_a_single_main_process(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    ctx = init_distributed()
+    assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.distributed) == (0, 1, True, False)
+    assert ctx.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gradients(checkpoint: Path, generator, discriminator, beta1: float) -> dict[str, torch.Tensor]:
+    """The gradients of a one-step run, read back from Adam's first moment (exp_avg = (1 - beta1) g)."""
+    state = torch.load(checkpoint, weights_only=True)
+    found = {}
+    for prefix, module, key in (("0", generator, "optimizer_g"), ("1", discriminator, "optimizer_d")):
+        names = [name for name, p in module.named_parameters() if p.requires_grad]
+        for index, name in enumerate(names):
+            found[f"{prefix}.{name}"] = state[key]["state"][index]["exp_avg"] / (1 - beta1)
+    return found
+
+
+def test_a_two_process_gloo_ddp_step_equals_the_single_process_step(tmp_path, one_thread):
+    mp.spawn(ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ddp = torch.load(tmp_path / "ddp_weights.pt", weights_only=True)
+    single_result, single = ddp_run(tmp_path / "single.pt")
+    generator, discriminator, _ = build(DDP_VARIANT)
+    assert changed(weights(generator, discriminator), single), "the step changed nothing"
+    for key, value in single_result.losses.items():
+        assert ddp["losses"][key] == pytest.approx(value, rel=1e-5), key
+
+    # the gradients (G's and D's, one update each) agree to float precision
+    train = ddp_train()
+    g_ddp = gradients(tmp_path / "ddp.pt", generator, discriminator, train.betas[0])
+    g_single = gradients(tmp_path / "single.pt", generator, discriminator, train.betas[0])
+    assert g_ddp.keys() == g_single.keys() and len(g_single) > 0
+    for key, value in g_single.items():
+        assert torch.allclose(g_ddp[key], value, rtol=1e-4, atol=1e-5), key
+
+    # so do the weights, except where the true gradient is zero (conv biases cancelled by an instance
+    # norm): there Adam's first step, lr * g / (|g| + eps), turns float noise into a step of up to lr
+    assert ddp["weights"].keys() == single.keys()
+    for key, value in single.items():
+        if key in g_single:
+            signal_ = g_single[key].abs() > 1e-3
+            assert torch.allclose(ddp["weights"][key][signal_], value[signal_], rtol=1e-5, atol=1e-6), key
+            assert (ddp["weights"][key] - value).abs().max() <= 2 * train.lr, key
+        else:  # buffers (spectral-norm vectors) and frozen weights
+            assert torch.allclose(ddp["weights"][key], value, rtol=1e-5, atol=1e-6), key
