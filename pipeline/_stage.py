@@ -78,13 +78,14 @@ def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
         yield run
 
 
-def run_stage(flow: Flow) -> None:
-    """Validate params.yaml, then run the stage's flow; user errors end in one line and exit code."""
+def run_stage(flow: Flow, *args: str) -> None:
+    """Validate params.yaml, then run the stage's flow (with `args` after the params); user errors end in
+    one line and an exit code."""
     try:
         params = load_params(PARAMS_FILE)
     except ParamsError as error:
         sys.exit(f"{flow.name}: {error}")
-    state = flow(params, return_state=True)
+    state = flow(params, *args, return_state=True)
     if state.is_failed():
         try:
             state.result()

@@ -148,3 +148,16 @@ def test_parameter_counts_add_up():
         counts = parameter_counts(build_generator(variant, TINY, num_classes=TINY_CLASSES))
         parts = sum(v for k, v in counts.items() if k not in ("total trainable", "vgg19 (frozen)"))
         assert parts == counts["total trainable"] > 0, variant
+
+
+def test_a_saved_generator_reloads_with_identical_outputs_without_storing_the_frozen_vgg(tmp_path):
+    from egsynth.models.generator import load_generator, save_generator
+
+    generator = build_generator("full", TINY.model_copy(update={"seed": 4}), num_classes=TINY_CLASSES).eval()
+    save_generator(generator, TINY.model_copy(update={"seed": 4}), tmp_path / "g.pt", num_classes=TINY_CLASSES)
+    stored = torch.load(tmp_path / "g.pt", weights_only=True)
+    assert not any(key.startswith("image_encoder.vgg.") for key in stored["state_dict"])
+    reloaded = load_generator(tmp_path / "g.pt")
+    c1, x2, c2 = inputs(TINY_CLASSES, 32)
+    with torch.no_grad():
+        assert torch.equal(reloaded(c1, x2, c2).image, generator(c1, x2, c2).image)

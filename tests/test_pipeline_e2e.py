@@ -66,9 +66,11 @@ def smoke_repo(tmp_path_factory):
     return root, env, first
 
 
-def test_repro_runs_scenes_and_filter(smoke_repo):
+def test_repro_runs_every_stage(smoke_repo):
     root, _, first = smoke_repo
-    assert "Running stage 'scenes'" in first.stdout and "Running stage 'filter'" in first.stdout
+    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert set(stages) == {"scenes", "filter", "parser", "parse", "manifest", "pretrain", "train@full", "train@gap"}
+    assert all(f"Running stage '{stage}'" in first.stdout for stage in stages)
     scenes = pd.read_parquet(root / "data" / "interim" / "scenes.parquet")
     report = yaml.safe_load((root / "reports" / "metrics" / "filter.json").read_text())
     assert len(scenes) == report["kept"] > 0
@@ -141,7 +143,7 @@ def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp
     repo = tmp_path / "repo"
     repo.mkdir()
     env = copy_repo(repo, params)
-    run([sys.executable, "-m", "dvc", "repro"], repo, env)
+    run([sys.executable, "-m", "dvc", "repro", "filter"], repo, env)
     assert sorted(p.name for p in (repo / "data" / "raw" / "scenes").iterdir()) == ["dataset.json"]
     kept = pd.read_parquet(repo / "data" / "interim" / "scenes.parquet")
     assert dict(zip(kept["file_name"], kept["split"], strict=True)) == {"beach.jpg": "train", "field.jpg": "test"}
@@ -158,5 +160,35 @@ def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp
     assert failed.returncode != 0
     assert f"filter: {bad_label}: label values [190] outside 0-181 and 255 (unlabeled)" in failed.stderr
     assert list((repo / "data" / "interim").iterdir()) == [], "no half-written table or staging file is left"
-    run([sys.executable, "-m", "dvc", "checkout"], repo, env)  # DVC removed the out before the run; its cache keeps it
+    run(
+        [sys.executable, "-m", "dvc", "checkout", "filter"], repo, env
+    )  # DVC removed the out before the run; its cache keeps it
     assert len(pd.read_parquet(repo / "data" / "interim" / "scenes.parquet")) == 2
+
+
+def test_every_kept_scene_is_parsed_and_the_parser_reports_its_miou(smoke_repo):
+    root, _, _ = smoke_repo
+    scenes = pd.read_parquet(root / "data" / "interim" / "scenes.parquet")
+    index = pd.read_parquet(root / "data" / "interim" / "parsed" / "index.parquet")
+    assert sorted(index["image_id"]) == sorted(scenes["image_id"])
+    assert all((root / path).is_file() for path in index["parsed_path"])
+    report = yaml.safe_load((root / "reports" / "metrics" / "parser.json").read_text())
+    assert 0 <= report["miou"] <= 1
+
+
+def test_trained_generators_reload_and_synthesize_at_the_label_map_size(smoke_repo):
+    import torch
+
+    from egsynth.data.datasets import one_hot
+    from egsynth.models.generator import load_generator
+
+    root, _, _ = smoke_repo
+    for variant in ("full", "gap"):
+        generator = load_generator(root / "models" / variant / "generator.pt")
+        assert generator.variant == variant and generator.backbone == "vgg19-random"
+        labels = one_hot(torch.randint(0, 171, (1, 48, 40)))
+        with torch.no_grad():
+            image = generator(labels, torch.zeros(1, 3, 32, 32), one_hot(torch.randint(0, 171, (1, 32, 32)))).image
+        assert image.shape == (1, 3, 48, 40) and torch.isfinite(image).all()
+        curve = pd.read_csv(root / "plots" / "train" / f"{variant}.csv")
+        assert len(curve) > 0 and curve["g_loss"].notna().all()

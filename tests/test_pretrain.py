@@ -35,7 +35,12 @@ def test_pretraining_lowers_the_feature_reconstruction_loss_and_leaves_synthesis
     encoder_before = {k: v.clone() for k, v in pretrained_state(generator).items()}
     fixed = [batch(0)]
     history = pretrain(
-        generator=generator, decoder=decoder, batches=lambda epoch: fixed, epochs=30, lr=1e-2, device=torch.device("cpu")
+        generator=generator,
+        decoder=decoder,
+        batches=lambda epoch: fixed,
+        epochs=30,
+        lr=1e-2,
+        device=torch.device("cpu"),
     )
     assert history[-1] < 0.7 * history[0]
     assert all(torch.equal(v, synthesis_before[k]) for k, v in generator.synthesis.state_dict().items())

@@ -16,6 +16,7 @@ task); `gap` (global average pooling of F_x2); `no_att` (one-hot label maps as a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from einops import repeat
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from egsynth.config import ModelConfig
 from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.io import atomic_path
 from egsynth.models.features import ImageEncoder, LabelEncoder, VGGFeatures, backbone_label, resize_labels
 from egsynth.models.msca import MSCA, AttentionRecord, DenseAttention, GlobalPooling, LabelAttention
 from egsynth.models.spade import SynthesisNetwork
@@ -75,7 +77,8 @@ class StyleEncoder(nn.Module):
         channels = 3
         for level in range(depth):
             out = width * min(2**level, 8)
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2)]
+            # group norm, not SPADE's instance norm: it also works once the map is 1x1 (images of 32 px)
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.GroupNorm(8, out), nn.LeakyReLU(0.2)]
             channels = out
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.mu = nn.Linear(channels, style_dim)
@@ -243,3 +246,42 @@ def parameter_counts(generator: Generator) -> dict[str, int]:
     counts["total trainable"] = sum(p.numel() for p in generator.parameters() if p.requires_grad)
     counts["vgg19 (frozen)"] = sum(p.numel() for p in generator.parameters() if not p.requires_grad)
     return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+FROZEN_PREFIX = "image_encoder.vgg."
+"""The frozen VGG-19 inside the generator: rebuilt from `model.backbone`, not stored."""
+
+
+def save_generator(generator: Generator, config: ModelConfig, path: Path, *, num_classes: int = NUM_CLASSES) -> None:
+    """Write G with the model params that rebuild it (`load_generator` needs nothing else), atomically."""
+    state = {key: value for key, value in generator.state_dict().items() if not key.startswith(FROZEN_PREFIX)}
+    payload = {
+        "variant": generator.variant,
+        "model": config.model_dump(mode="json"),
+        "num_classes": num_classes,
+        "backbone": generator.backbone,
+        "state_dict": state,
+    }
+    with atomic_path(path) as staging:
+        torch.save(payload, staging)
+
+
+def load_generator(path: Path | str, *, map_location: str | torch.device = "cpu") -> Generator:
+    """Rebuild a generator written by `save_generator` (`torch.load(weights_only=True)`), in eval mode."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: generator file not found") from None
+    config = ModelConfig.model_validate(payload["model"])
+    generator = build_generator(payload["variant"], config, num_classes=payload["num_classes"])
+    if generator.backbone != payload["backbone"]:
+        raise ValueError(f"{path}: trained with backbone {payload['backbone']}, rebuilt with {generator.backbone}")
+    missing, unexpected = generator.load_state_dict(payload["state_dict"], strict=False)
+    if unexpected or any(not key.startswith(FROZEN_PREFIX) for key in missing):
+        raise ValueError(f"{path}: weights do not match the {payload['variant']} generator ({missing + unexpected})")
+    return generator.eval()

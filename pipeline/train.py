@@ -1,0 +1,89 @@
+"""Stage `train@VARIANT`: GAN training of one generator variant (Eq. 11-12, appendix F).
+
+Phase 1 trains on the patch cross-reconstruction rows only; phase 2 on enlarged patches plus global
+self-reconstruction (`no_global`: more phase-1 rows instead). MSCA variants start from the
+`pretrain` stage's weights. Writes `models/VARIANT/generator.pt`, resumable checkpoints under
+`models/VARIANT/checkpoints/` (kept across runs, one file per params hash) and the loss curves
+`plots/train/VARIANT.csv`. Multi-GPU: `torchrun --nproc_per_node N -m pipeline.train VARIANT`.
+"""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+from prefect import flow
+
+from egsynth.config import Params
+from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.data.datasets import PairDataset
+from egsynth.data.patches import phase_rows, read_manifests
+from egsynth.io import atomic_path
+from egsynth.losses import VGGPerceptualLoss
+from egsynth.models.discriminator import MultiscaleDiscriminator
+from egsynth.models.features import VGGFeatures
+from egsynth.models.generator import build_generator, save_generator
+from egsynth.training import EpochData, init_distributed, params_hash, train_gan
+from egsynth.training.pretrain import initialize_from_pretraining
+from pipeline._stage import run_stage, tracked_stage
+
+SCENES = Path("data/interim/scenes.parquet")
+PARSED = Path("data/interim/parsed/index.parquet")
+MANIFESTS = Path("data/processed")
+PRETRAINED = Path("models/pretrain.pt")
+
+
+def epoch_data(params: Params, variant: str) -> list[EpochData]:
+    """The datasets of every epoch, phase 1 then phase 2, in the manifest's order."""
+    tables = read_manifests(MANIFESTS)
+    scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
+    sizes = {
+        "image_size": params.manifest.image_size,
+        "patch_size": params.manifest.patch_size,
+        "cache_size": len(scenes),
+    }
+    epochs = []
+    for phase, count in ((1, params.train.phase1_epochs), (2, params.train.phase2_epochs)):
+        rows = phase_rows(tables, phase=phase, use_global=variant != "no_global")
+        for epoch in sorted(rows["cross"]["epoch"].unique())[:count]:
+            datasets = {task: PairDataset(r[r["epoch"] == epoch], scenes, parsed, **sizes) for task, r in rows.items()}
+            epochs.append(EpochData(cross=datasets["cross"], global_=datasets.get("global")))
+    return epochs
+
+
+@flow(name="train")
+def train_stage(params: Params, variant: str) -> None:
+    context = init_distributed()
+    out = Path("models") / variant
+    with tracked_stage(f"train@{variant}", params) as run:
+        generator = build_generator(variant, params.model, num_classes=NUM_CLASSES)
+        initialize_from_pretraining(generator, torch.load(PRETRAINED, weights_only=True)["state"])
+        vgg = VGGFeatures(backbone=params.model.backbone, seed=params.model.seed, num_scales=params.model.num_scales)
+        depends_on = {
+            "model": params.model.model_dump(mode="json"),
+            "manifest": params.manifest.model_dump(mode="json"),
+        }
+        depends_on["train"] = params.train.model_dump(mode="json", exclude={"checkpoint_every"})
+        result = train_gan(
+            generator=generator,
+            discriminator=MultiscaleDiscriminator(
+                num_classes=NUM_CLASSES, ndf=params.train.ndf, num_discriminators=params.train.num_discriminators
+            ),
+            perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
+            epochs=epoch_data(params, variant),
+            config=params.train,
+            variant=variant,
+            checkpoint_path=out / "checkpoints" / f"{params_hash(depends_on)[:16]}.pt",
+            params=depends_on,
+            device=context.device,
+            on_step=lambda step, losses: run.log_metrics(losses, step=step),
+        )
+        if context.is_main:
+            save_generator(generator, params.model, out / "generator.pt")
+            with atomic_path(Path("plots/train") / f"{variant}.csv") as staging:
+                pd.DataFrame(result.history).to_csv(staging, index=False)
+            run.log_metrics({"rollbacks": result.rollbacks, "steps": result.steps})
+
+
+if __name__ == "__main__":
+    run_stage(train_stage, sys.argv[1])
