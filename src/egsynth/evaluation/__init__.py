@@ -1,0 +1,1 @@
+"""Evaluation: tasks, retrieval, correspondence, color correction, metrics, figures (Sec. 4)."""
