@@ -1,6 +1,7 @@
 """End to end: `dvc repro` of configs/smoke.yaml in a temporary copy of the repo."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,7 +70,10 @@ def smoke_repo(tmp_path_factory):
 def test_repro_runs_every_stage(smoke_repo):
     root, _, first = smoke_repo
     stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    assert set(stages) == {"scenes", "filter", "parser", "parse", "manifest", "pretrain", "train@full", "train@gap"}
+    assert set(stages) == {
+        *("scenes", "filter", "parser", "parse", "manifest", "pretrain", "train@full", "train@gap"),
+        *("tasks", "evaluate@full", "evaluate@gap", "baselines", "report"),
+    }
     assert all(f"Running stage '{stage}'" in first.stdout for stage in stages)
     scenes = pd.read_parquet(root / "data" / "interim" / "scenes.parquet")
     report = yaml.safe_load((root / "reports" / "metrics" / "filter.json").read_text())
@@ -192,3 +196,102 @@ def test_trained_generators_reload_and_synthesize_at_the_label_map_size(smoke_re
         assert image.shape == (1, 3, 48, 40) and torch.isfinite(image).all()
         curve = pd.read_csv(root / "plots" / "train" / f"{variant}.csv")
         assert len(curve) > 0 and curve["g_loss"].notna().all()
+
+
+METRIC_KEYS = {"psnr", "ssim", "lpips", "fid", "style"}
+TASK_NAMES = {"duplicating", "mirroring", "retrieving", "swap"}
+
+
+def test_metrics_json_has_every_cell_and_names_its_backbones(smoke_repo):
+    import json
+
+    root, _, _ = smoke_repo
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    assert set(metrics) == {"full", "gap", "untrained", "class_mean", "backbones"}
+    for model in ("full", "gap", "untrained", "class_mean"):
+        assert set(metrics[model]) == TASK_NAMES, model
+        for task, values in metrics[model].items():
+            assert set(values) == METRIC_KEYS, (model, task)
+            assert all(np.isfinite(v) for v in values.values()), (model, task, values)
+    assert set(metrics["backbones"]) == METRIC_KEYS
+    assert "stand-in" in metrics["backbones"]["lpips"] and "stand-in" in metrics["backbones"]["fid"]
+
+
+def test_dvc_metrics_show_lists_every_metric_of_both_variants(smoke_repo):
+    root, env, _ = smoke_repo
+    shown = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], root, env).stdout
+    import json
+
+    flat = json.dumps(json.loads(shown))
+    for model in ("full", "gap"):
+        for task in TASK_NAMES:
+            for metric in METRIC_KEYS:
+                assert f'"{metric}"' in flat and f'"{task}"' in flat and f'"{model}"' in flat
+
+
+def test_report_embeds_the_table_and_every_figure(smoke_repo):
+    import base64
+    import io
+    import re
+
+    root, _, _ = smoke_repo
+    page = (root / "reports" / "report.html").read_text()
+    assert '<table id="table-1">' in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    figures = sorted((root / "reports" / "figures").glob("*.png"))
+    assert len(images) == len(figures) > 0
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    names = {path.name for path in figures}
+    for expected in (
+        "qualitative_duplicating.png",
+        "qualitative_retrieving.png",
+        "qualitative_swap.png",
+        "loss_curves.png",
+        "full_swap_matrix.png",
+        "full_attention_0.png",
+        "full_style_interpolation.png",
+        "full_spatial_interpolation.png",
+        "full_extrapolation.png",
+        "full_transfer_matrix.png",
+        "full_dendrogram.png",
+        "gap_swap_matrix.png",
+    ):
+        assert expected in names
+    markdown = (root / "reports" / "report.md").read_text()
+    assert all(f"figures/{name}" in markdown for name in names)
+
+
+def test_an_evaluation_param_experiment_reruns_only_the_evaluation_stages(smoke_repo):
+    """`dvc exp run -S tasks.max_scenes=...`: data, parser and training stay cached; the metrics change."""
+    import json
+
+    root, env, _ = smoke_repo
+    git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
+    run([*git, "add", "-A"], root, env)
+    run([*git, "commit", "-q", "-m", "baseline pipeline"], root, env)
+    cases = pd.read_parquet(root / "data" / "eval" / "cases.parquet")
+    fewer = cases["image_id"].nunique() - 1
+    experiment = run([sys.executable, "-m", "dvc", "exp", "run", "-S", f"tasks.max_scenes={fewer}"], root, env)
+    reran = set(re.findall(r"Running stage '([^']+)'", experiment.stdout))
+    assert reran == {"tasks", "evaluate@full", "evaluate@gap", "baselines", "report"}
+    diff = json.loads(run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], root, env).stdout)
+    changed = diff["reports/metrics.json"]
+    assert any(key.startswith("full.") for key in changed) and any(key.startswith("gap.") for key in changed)
+    shown = run([sys.executable, "-m", "dvc", "exp", "show", "--csv"], root, env).stdout
+    assert "tasks.max_scenes" in shown and str(fewer) in shown
+
+
+def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):
+    from mlflow import MlflowClient
+
+    root, env, _ = smoke_repo
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    try:
+        (record,) = tracking.find_stage_runs(root, out="models/full/generator.pt")
+        grids = MlflowClient(env["MLFLOW_TRACKING_URI"]).list_artifacts(record.run_id, "samples")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    curve = pd.read_csv(root / "plots" / "train" / "full.csv")
+    checkpoints = -(-len(curve) // smoke_params()["train"]["checkpoint_every"])  # every k steps and at the end
+    assert len(grids) >= checkpoints - 1 and all(g.path.endswith(".png") for g in grids)

@@ -200,6 +200,43 @@ class TrainConfig(_Section):
     """Steps between resumable checkpoints."""
 
 
+class TasksConfig(_Section):
+    seed: int = 0
+    """Seed of the test-scene subset, the retrieval candidates and the swap partners."""
+    max_scenes: int | None = Field(240, ge=2)
+    """Test scenes evaluated, a seeded subset (null: all). Each gives one case per task."""
+    pool_percentile: float = Field(20.0, gt=0, le=100)
+    """Retrieving: the training images in this top percentile of label-histogram intersection with
+    the target form the pool (Sec. 4, footnote 2: top 20 percentile)."""
+    num_candidates: int = Field(8, ge=1)
+    """Retrieving: candidates drawn from the pool and ranked by the dense correspondence energy."""
+    correspondence_levels: int = Field(3, ge=1)
+    """Pyramid levels of the coarse-to-fine dense SIFT correspondence (SIFT Flow's role)."""
+    correspondence_radius: int = Field(3, ge=1)
+    """Search radius in pixels at each pyramid level."""
+
+
+class EvaluateConfig(_Section):
+    batch_size: int = Field(16, ge=1)
+    lpips_net: Literal["vgg16", "parser", "backbone"] = "parser"
+    """vgg16: LPIPS v0.1 with ImageNet VGG-16 (the paper's; needs the torchvision weights file);
+    parser / backbone: a labelled stand-in on the trained parser's / the model's VGG-19 features."""
+    fid_net: Literal["inception", "parser", "backbone"] = "parser"
+    """inception: FID proper (needs torch-fidelity's Inception weights file); parser / backbone: a
+    labelled stand-in Fréchet distance on the trained parser's / the model's VGG-19 features."""
+
+
+class FiguresConfig(_Section):
+    seed: int = 0
+    """Seed of the example cases shown in the figures (drawn by each `evaluate` stage)."""
+    examples: int = Field(4, ge=1)
+    """Rows of each qualitative grid (Fig. 4)."""
+    swap_size: int = Field(6, ge=2)
+    """Side of the style-structure swap matrix (Fig. 9: 6 x 6)."""
+    interpolation_steps: int = Field(5, ge=2)
+    """Columns t = 0 ... 1 of the style interpolation figures (Figs. 5, 7)."""
+
+
 VariantName = Literal["full", "gap", "no_att", "no_fm", "no_global", "spade_vae", "full_attention"]
 
 
@@ -215,6 +252,9 @@ class Params(_Section):
     model: ModelConfig = ModelConfig()
     pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
+    tasks: TasksConfig = TasksConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    figures: FiguresConfig = FiguresConfig()
     variants: tuple[VariantName, ...] = ("full", "gap")
 
 

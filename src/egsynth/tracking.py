@@ -357,6 +357,21 @@ class StageRun:
         batch = [Metric(key, float(value), now, step or 0) for key, value in flatten(metrics).items()]
         self._client.log_batch(self.run_id, metrics=batch)
 
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Copy a file (a figure, a report) into the run's artifacts."""
+        if self.run_id is not None:
+            self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_image(self, image: Any, artifact_file: str) -> None:
+        """Store a uint8 [H, W, 3] image (e.g. a sample grid) as a PNG artifact."""
+        if self.run_id is not None:
+            self._client.log_image(self.run_id, image, artifact_file=artifact_file)
+
+    def log_table(self, table: Any, artifact_file: str) -> None:
+        """Store a pandas DataFrame (e.g. per-case scores) as a JSON table artifact."""
+        if self.run_id is not None:
+            self._client.log_table(self.run_id, data=table, artifact_file=artifact_file)
+
 
 @contextmanager
 def stage_run(

@@ -1,0 +1,58 @@
+"""Stage `baselines`: the evaluation of Sec. 4 for two reference points a trained model must beat.
+
+- `untrained`: the `full` generator at its seeded initialization, never trained;
+- `class_mean`: each target pixel painted with the exemplar's mean color of its class.
+
+Writes `reports/metrics/baselines.json` ({"untrained": ..., "class_mean": ...}, each shaped like a
+variant's metrics file).
+"""
+
+from pathlib import Path
+
+from prefect import flow
+
+from egsynth.config import Params
+from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.evaluation.evaluate import (
+    class_mean_color,
+    evaluate_cases,
+    generator_synthesizer,
+    metric_suite,
+    metrics_payload,
+)
+from egsynth.evaluation.tasks import read_cases
+from egsynth.io import write_json_atomic
+from egsynth.models.generator import build_generator
+from egsynth.parsing.parser import default_device
+from pipeline._stage import run_stage, tracked_stage
+
+CASES = Path("data/eval")
+PARSER = Path("models/parser.pt")
+OUT = Path("reports/metrics/baselines.json")
+
+
+@flow(name="baselines")
+def baselines_stage(params: Params) -> None:
+    with tracked_stage("baselines", params) as run:
+        device = default_device()
+        suite = metric_suite(params.evaluate, params.model, parser_path=PARSER, device=device)
+        cases = read_cases(CASES)
+        untrained = build_generator("full", params.model, num_classes=NUM_CLASSES).to(device)
+        payload = {}
+        for name, synthesize in (("untrained", generator_synthesizer(untrained)), ("class_mean", class_mean_color)):
+            results, _ = evaluate_cases(
+                synthesize,
+                cases,
+                suite=suite,
+                image_size=params.manifest.image_size,
+                batch_size=params.evaluate.batch_size,
+                device=device,
+                description=name,
+            )
+            payload[name] = metrics_payload(name, results, suite, cases)
+            run.log_metrics({name: payload[name]["tasks"]})
+        write_json_atomic(OUT, payload)
+
+
+if __name__ == "__main__":
+    run_stage(baselines_stage)

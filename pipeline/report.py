@@ -1,0 +1,110 @@
+"""Stage `report`: Table 1 across variants and tasks, and the figures (Sec. 4).
+
+Reads every `evaluate@VARIANT` output and the baselines; writes `reports/metrics.json` (the file
+`dvc metrics show` reads), `reports/report.md`, the self-contained `reports/report.html`, and the PNGs
+under `reports/figures/`: a qualitative grid per task (Fig. 4), the training loss curves, and each
+variant's own figures (swap matrix, attention, interpolation, extrapolation, transfer matrix).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from prefect import flow
+
+from egsynth.config import Params
+from egsynth.data.datasets import read_label_indices
+from egsynth.evaluation import figures
+from egsynth.evaluation.report import Figure, combine, html_report, markdown_report
+from egsynth.evaluation.showcase import FIGURES_INDEX, SAMPLES_NAME
+from egsynth.evaluation.tasks import read_cases
+from egsynth.io import atomic_path, write_json_atomic
+from pipeline._stage import run_stage, tracked_stage
+
+METRICS_DIR = Path("reports/metrics")
+EVALUATIONS = Path("reports/evaluations")
+CASES = Path("data/eval")
+CURVES = Path("plots/train")
+FIGURES = Path("reports/figures")
+REPORTS = Path("reports")
+
+
+def read_png(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def read_labels(path: str) -> np.ndarray:
+    """A case's label PNG (stuffthingmaps values) as class indices, for `colorize_labels`."""
+    with Image.open(path) as image:
+        size = image.width
+    return read_label_indices(path, size)
+
+
+def qualitative_grids(variants: list[str], cases: pd.DataFrame, out: Path) -> list[Figure]:
+    """Fig. 4 per task: inputs, each variant's output and the ground truth for the example cases."""
+    samples = {}
+    for variant in variants:
+        with np.load(EVALUATIONS / variant / SAMPLES_NAME) as data:
+            samples[variant] = dict(zip(data["case_ids"].tolist(), data["outputs"], strict=True))
+    shown = cases[cases["case_id"].isin(samples[variants[0]])]
+    result = []
+    for task, rows in shown.groupby("task", sort=False):
+        grid = []
+        for _, case in rows.iterrows():
+            columns = {
+                "target labels": read_labels(case["labels_path"]),
+                "parsed exemplar labels": read_labels(case["exemplar_labels_path"]),
+                "exemplar": read_png(case["exemplar_path"]),
+            }
+            columns |= {variant: samples[variant][case["case_id"]] for variant in variants}
+            if pd.notna(case["truth_uncorrected_path"]):
+                columns["GT before correction"] = read_png(case["truth_uncorrected_path"])
+                columns["GT after color correction"] = read_png(case["truth_path"])
+            else:
+                columns["ground truth"] = read_png(case["truth_path"])
+            grid.append(columns)
+        path = out / f"qualitative_{task}.png"
+        figures.qualitative_grid(grid, path, title=f"{task} task")
+        caption = f"The {task} task: target labels, the exemplar's parsed labels, the exemplar, each variant's output."
+        result.append(Figure(path, f"Qualitative comparison: {task} (Fig. 4)", caption))
+    return result
+
+
+@flow(name="report")
+def report_stage(params: Params) -> None:
+    variants = list(params.variants)
+    with tracked_stage("report", params) as run, atomic_path(FIGURES, directory=True) as staging:
+        payloads = {v: json.loads((METRICS_DIR / f"{v}.json").read_text()) for v in variants}
+        baselines = json.loads((METRICS_DIR / "baselines.json").read_text())
+        metrics = combine(payloads, baselines)
+        cases = read_cases(CASES)
+        made = qualitative_grids(variants, cases, staging)
+        curves = {v: pd.read_csv(CURVES / f"{v}.csv") for v in variants}
+        figures.loss_curves(curves, staging / "loss_curves.png")
+        made.append(
+            Figure(staging / "loss_curves.png", "Training losses", "Generator and discriminator losses per step.")
+        )
+        for variant in variants:
+            for entry in json.loads((EVALUATIONS / variant / FIGURES_INDEX).read_text()):
+                copy = staging / f"{variant}_{entry['file']}"
+                shutil.copyfile(EVALUATIONS / variant / entry["file"], copy)
+                made.append(Figure(copy, f"{entry['title']}: {variant}", entry["caption"]))
+
+        models = variants + list(baselines)
+        count = {task: int(n) for task, n in cases["task"].value_counts().sort_index().items()}
+        with atomic_path(REPORTS / "report.html") as html_path:
+            html_path.write_text(html_report(metrics, models, made, cases=count))
+        final = [Figure(FIGURES / f.path.name, f.title, f.caption) for f in made]
+        with atomic_path(REPORTS / "report.md") as md_path:
+            md_path.write_text(markdown_report(metrics, models, final, cases=count, relative_to=REPORTS))
+        write_json_atomic(REPORTS / "metrics.json", metrics)
+        run.log_metrics({k: v for k, v in metrics.items() if k != "backbones"})
+        run.log_artifact(REPORTS / "report.html")
+
+
+if __name__ == "__main__":
+    run_stage(report_stage)

@@ -1,0 +1,222 @@
+"""The report of stage `report`: Table 1's layout over our variants and baselines, and the figures.
+
+`combine` gathers the evaluation files into `reports/metrics.json` (model -> task -> metric, the
+file `dvc metrics show` reads); `markdown_report` and `html_report` render the same table (rows task x
+metric, columns models, the best of each row marked) beside the paper's COCO-stuff numbers, then the
+figures. The HTML embeds every figure, so the one file is the whole report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from egsynth.evaluation.evaluate import HIGHER_IS_BETTER, METRICS
+from egsynth.evaluation.tasks import TASKS
+
+PAPER_TABLE_1 = {
+    # Sec. 4, Table 1 (COCO-stuff, 499 test scenes, 256 px patches / 512 px images, ImageNet backbones)
+    "full": {
+        "retrieving": {"psnr": 16.65, "lpips": 0.437, "fid": 91.91, "style": 5.34e-4},
+        "mirroring": {"psnr": 17.03, "lpips": 0.397, "fid": 76.75, "style": 3.96e-4},
+        "duplicating": {"psnr": 17.03, "lpips": 0.397, "fid": 76.64, "style": 3.97e-4},
+    },
+    "gap": {
+        "retrieving": {"psnr": 15.85, "lpips": 0.457, "fid": 101.74, "style": 6.40e-4},
+        "mirroring": {"psnr": 15.80, "lpips": 0.438, "fid": 89.15, "style": 7.45e-4},
+        "duplicating": {"psnr": 15.80, "lpips": 0.438, "fid": 89.22, "style": 7.41e-4},
+    },
+    "no_att": {
+        "retrieving": {"psnr": 11.96, "lpips": 0.522, "fid": 112.83, "style": 7.10e-3},
+        "mirroring": {"psnr": 11.95, "lpips": 0.510, "fid": 102.41, "style": 7.99e-3},
+        "duplicating": {"psnr": 11.94, "lpips": 0.510, "fid": 103.23, "style": 7.94e-3},
+    },
+    "no_fm": {
+        "retrieving": {"psnr": 16.24, "lpips": 0.451, "fid": 100.01, "style": 7.62e-4},
+        "mirroring": {"psnr": 16.02, "lpips": 0.437, "fid": 90.52, "style": 8.76e-4},
+        "duplicating": {"psnr": 16.02, "lpips": 0.438, "fid": 90.56, "style": 8.81e-4},
+    },
+    "no_global": {
+        "retrieving": {"psnr": 15.98, "lpips": 0.446, "fid": 96.66, "style": 7.21e-4},
+        "mirroring": {"psnr": 16.58, "lpips": 0.421, "fid": 85.92, "style": 6.69e-4},
+        "duplicating": {"psnr": 16.62, "lpips": 0.421, "fid": 86.20, "style": 6.53e-4},
+    },
+    "spade_vae": {
+        "retrieving": {"psnr": 15.77, "lpips": 0.483, "fid": 102.68, "style": 1.07e-3},
+        "mirroring": {"psnr": 15.37, "lpips": 0.477, "fid": 90.99, "style": 1.67e-3},
+        "duplicating": {"psnr": 15.43, "lpips": 0.476, "fid": 90.97, "style": 1.66e-3},
+    },
+}
+
+NOT_COMPARABLE = (
+    "The paper's numbers (COCO-stuff, 512 px, ImageNet VGG-16 LPIPS, Inception FID, 40 epochs on GPUs) are "
+    "shown for orientation only: ours come from different data (the embedded procedural scenes unless "
+    "`data.source` is coco_stuff), a smaller image size, far shorter training and, where the weights are "
+    "absent, stand-in backbones for LPIPS, FID and the style loss (named under the table); compare columns "
+    "within a table, not across the two."
+)
+
+METRIC_NAMES = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓", "style": "L_style ↓"}
+BASELINES = ("untrained", "class_mean")
+MODEL_NAMES = {"untrained": "untrained full", "class_mean": "class mean color"}
+
+
+def combine(variants: dict[str, dict], baselines: dict[str, dict]) -> dict:
+    """reports/metrics.json: model -> task -> metric for every variant and baseline, plus the backbones."""
+    models = variants | baselines
+    backbones = {metric: sorted({payload["backbones"][metric] for payload in models.values()}) for metric in METRICS}
+    return {name: payload["tasks"] for name, payload in models.items()} | {
+        "backbones": {metric: "; ".join(labels) for metric, labels in backbones.items()}
+    }
+
+
+@dataclass(frozen=True)
+class Row:
+    task: str
+    metric: str
+    values: dict[str, float]  # model -> value
+    paper: dict[str, float | None]  # variant -> the paper's value (None where the paper has none)
+
+    @property
+    def best(self) -> str | None:
+        finite = {k: v for k, v in self.values.items() if math.isfinite(v)}
+        if not finite:
+            return None
+        pick = max if HIGHER_IS_BETTER[self.metric] else min
+        return pick(finite, key=finite.get)
+
+
+def table_rows(metrics: dict, models: list[str], paper_variants: list[str]) -> list[Row]:
+    tasks = [task for task in TASKS if any(task in metrics[m] for m in models)]
+    rows = []
+    for task in tasks:
+        for metric in METRICS:
+            values = {m: metrics[m].get(task, {}).get(metric, math.nan) for m in models}
+            paper = {v: PAPER_TABLE_1.get(v, {}).get(task, {}).get(metric) for v in paper_variants}
+            rows.append(Row(task, metric, values, paper))
+    return rows
+
+
+def format_value(metric: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if metric == "style":
+        return f"{value:.2e}"
+    if metric in ("psnr", "fid"):
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _model_name(model: str) -> str:
+    return MODEL_NAMES.get(model, model)
+
+
+def markdown_table(rows: list[Row], models: list[str], paper_variants: list[str]) -> str:
+    header = ["task", "metric", *(_model_name(m) for m in models), *(f"paper {v}" for v in paper_variants)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = []
+        for model in models:
+            text = format_value(row.metric, row.values[model])
+            cells.append(f"**{text}**" if model == row.best else text)
+        cells += [format_value(row.metric, row.paper[v]) for v in paper_variants]
+        lines.append(f"| {row.task} | {METRIC_NAMES[row.metric]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path  # the PNG, under reports/figures/
+    title: str
+    caption: str
+
+
+def _backbone_lines(backbones: dict[str, str]) -> list[str]:
+    return [f"- {METRIC_NAMES[metric]}: {label}" for metric, label in backbones.items()]
+
+
+def markdown_report(
+    metrics: dict, models: list[str], figures: list[Figure], *, cases: dict[str, int], relative_to: Path
+) -> str:
+    paper_variants = [m for m in models if m in PAPER_TABLE_1]
+    rows = table_rows(metrics, models, paper_variants)
+    parts = [
+        "# egsynth evaluation report",
+        "",
+        "Table 1's layout (Sec. 4): rows task x metric, columns our models; the best of each row in bold. "
+        f"Cases per task: {', '.join(f'{task} {n}' for task, n in cases.items())}.",
+        "",
+        markdown_table(rows, models, paper_variants),
+        "",
+        NOT_COMPARABLE,
+        "",
+        "Backbones behind each metric:",
+        "",
+        *_backbone_lines(metrics["backbones"]),
+        "",
+    ]
+    for figure in figures:
+        parts += [
+            f"## {figure.title}",
+            "",
+            figure.caption,
+            "",
+            f"![{figure.title}]({figure.path.relative_to(relative_to).as_posix()})",
+            "",
+        ]
+    return "\n".join(parts)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; font-size: 14px; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f3f3f3; } td.task, td.metric { text-align: left; }
+td.best { font-weight: bold; background: #e6f4e6; } td.paper, th.paper { color: #777; background: #fafafa; }
+tr.first td { border-top: 2px solid #888; }
+figure { margin: 2em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 14px; margin-top: 0.5em; }
+p.note { color: #555; font-size: 14px; }
+"""
+
+
+def html_report(metrics: dict, models: list[str], figures: list[Figure], *, cases: dict[str, int]) -> str:
+    paper_variants = [m for m in models if m in PAPER_TABLE_1]
+    rows = table_rows(metrics, models, paper_variants)
+    head = "".join(f"<th>{html.escape(_model_name(m))}</th>" for m in models)
+    head += "".join(f'<th class="paper">paper {html.escape(v)}</th>' for v in paper_variants)
+    body = []
+    for row in rows:
+        first = ' class="first"' if row.metric == METRICS[0] else ""
+        cells = "".join(
+            f"<td{' class=best' if m == row.best else ''}>{format_value(row.metric, row.values[m])}</td>"
+            for m in models
+        )
+        cells += "".join(f'<td class="paper">{format_value(row.metric, row.paper[v])}</td>' for v in paper_variants)
+        metric = html.escape(METRIC_NAMES[row.metric])
+        body.append(f'<tr{first}><td class="task">{row.task}</td><td class="metric">{metric}</td>{cells}</tr>')
+    backbones = "".join(f"<li>{html.escape(line[2:])}</li>" for line in _backbone_lines(metrics["backbones"]))
+    figure_html = []
+    for figure in figures:
+        data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
+        figure_html.append(
+            f'<figure id="{figure.path.stem}"><h2>{html.escape(figure.title)}</h2>'
+            f'<img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
+        )
+    case_text = ", ".join(f"{task} {n}" for task, n in cases.items())
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>egsynth evaluation report</title>'
+        f"<style>{_STYLE}</style></head><body>"
+        "<h1>egsynth evaluation report</h1>"
+        "<p>Table 1's layout (Sec. 4): rows task x metric, columns our models; the best of each row is "
+        f"highlighted. Cases per task: {html.escape(case_text)}.</p>"
+        f'<table id="table-1"><thead><tr><th>task</th><th>metric</th>{head}</tr></thead><tbody>{"".join(body)}'
+        "</tbody></table>"
+        f'<p class="note">{html.escape(NOT_COMPARABLE)}</p>'
+        f"<p>Backbones behind each metric:</p><ul>{backbones}</ul>"
+        f"{''.join(figure_html)}</body></html>\n"
+    )
