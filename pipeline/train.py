@@ -8,16 +8,19 @@ self-reconstruction (`no_global`: more phase-1 rows instead). MSCA variants star
 """
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import torch
 from prefect import flow
+from torch.utils.data import DataLoader
 
 from egsynth.config import Params
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import phase_rows, read_manifests
+from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
 from egsynth.losses import VGGPerceptualLoss
 from egsynth.models.discriminator import MultiscaleDiscriminator
@@ -59,25 +62,41 @@ def train_stage(params: Params, variant: str) -> None:
         generator = build_generator(variant, params.model, num_classes=NUM_CLASSES)
         initialize_from_pretraining(generator, torch.load(PRETRAINED, weights_only=True)["state"])
         vgg = VGGFeatures(backbone=params.model.backbone, seed=params.model.seed, num_scales=params.model.num_scales)
+        vgg.to(context.device)  # the loss holds a bound method, not the module: `perceptual.to` cannot move it
         depends_on = {
             "model": params.model.model_dump(mode="json"),
             "manifest": params.manifest.model_dump(mode="json"),
         }
         depends_on["train"] = params.train.model_dump(mode="json", exclude={"checkpoint_every"})
-        result = train_gan(
-            generator=generator,
-            discriminator=MultiscaleDiscriminator(
-                num_classes=NUM_CLASSES, ndf=params.train.ndf, num_discriminators=params.train.num_discriminators
-            ),
-            perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
-            epochs=epoch_data(params, variant),
-            config=params.train,
-            variant=variant,
-            checkpoint_path=out / "checkpoints" / f"{params_hash(depends_on)[:16]}.pt",
-            params=depends_on,
-            device=context.device,
-            on_step=lambda step, losses: run.log_metrics(losses, step=step),
-        )
+        epochs = epoch_data(params, variant)
+        samples = next(iter(DataLoader(epochs[0].cross, batch_size=4)))  # fixed rows, shown at every checkpoint
+        with tempfile.TemporaryDirectory(prefix="egsynth-samples-") as scratch:
+
+            def log_samples(step: int, _: Path) -> None:
+                grid = sample_grid(
+                    generator,
+                    samples,
+                    Path(scratch) / f"step{step:06d}.png",
+                    title=f"{variant}, step {step}",
+                    device=context.device,
+                )
+                run.log_artifact(grid, "samples")
+
+            result = train_gan(
+                generator=generator,
+                discriminator=MultiscaleDiscriminator(
+                    num_classes=NUM_CLASSES, ndf=params.train.ndf, num_discriminators=params.train.num_discriminators
+                ),
+                perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
+                epochs=epochs,
+                config=params.train,
+                variant=variant,
+                checkpoint_path=out / "checkpoints" / f"{params_hash(depends_on)[:16]}.pt",
+                params=depends_on,
+                device=context.device,
+                on_step=lambda step, losses: run.log_metrics(losses, step=step),
+                on_checkpoint=log_samples,
+            )
         if context.is_main:
             save_generator(generator, params.model, out / "generator.pt")
             with atomic_path(Path("plots/train") / f"{variant}.csv") as staging:
