@@ -54,7 +54,7 @@ PAPER_TABLE_1 = {
 NOT_COMPARABLE = (
     "The paper's numbers (COCO-stuff, 512 px, ImageNet VGG-16 LPIPS, Inception FID, 40 epochs on GPUs) are "
     "shown for orientation only: ours come from different data (the embedded procedural scenes unless "
-    "`data.source` is coco_stuff), a smaller image size, far shorter training and, where the weights are "
+    "data.source is coco_stuff), a smaller image size, far shorter training and, where the weights are "
     "absent, stand-in backbones for LPIPS, FID and the style loss (named under the table); compare columns "
     "within a table, not across the two."
 )

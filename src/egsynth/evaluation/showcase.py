@@ -208,14 +208,14 @@ class Showcase:
             matrix.add(output.attention[FINEST_SCALE], c2, c1)
         ratios = matrix.ratios()
         path = self.out / "transfer_matrix.png"
-        figures.transfer_matrix_figure(ratios, CLASS_NAMES, path, top=20)
+        figures.transfer_matrix_figure(ratios, CLASS_NAMES, path, frequency=matrix.frequency, top=20)
         self.record(
             path,
             "Label transfer matrix of the finest MSCA (Fig. 10)",
             "How the attention carries exemplar classes (rows) to target classes (columns); each column sums to 1.",
         )
         path = self.out / "dendrogram.png"
-        figures.dendrogram_figure(dendrogram_features(ratios), CLASS_NAMES, path, top=25)
+        figures.dendrogram_figure(dendrogram_features(ratios), CLASS_NAMES, path, frequency=matrix.frequency, top=25)
         self.record(
             path,
             "Clustering of classes by their transfer rows (Fig. 12)",
