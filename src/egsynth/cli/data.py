@@ -1,30 +1,21 @@
-"""The `egsynth` command line: tools around the pipeline's data.
-
-Every user error ends in one line naming the file and the problem, and a non-zero exit.
-"""
+"""Commands on the pipeline's data and params: check-params, swap-truth, model-summary."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import typer
 from PIL import Image
 
+from egsynth.cli._app import app, fail
 from egsynth.config import ParamsError, load_params
 from egsynth.data import procedural
 from egsynth.data.cocostuff import CocoStuffLayout
 from egsynth.data.embedded import SIDECAR_NAME
 from egsynth.io import atomic_path
-
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
-
-
-def fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code=2)
 
 
 @app.command("check-params")
