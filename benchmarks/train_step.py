@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from egsynth.config import load_params
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.losses import VGGPerceptualLoss
-from egsynth.models.discriminator import MultiscaleDiscriminator
+from egsynth.models.discriminator import build_discriminator
 from egsynth.models.features import VGGFeatures
 from egsynth.models.generator import build_generator
 from egsynth.training import EpochData, train_gan
@@ -58,9 +58,7 @@ def seconds_per_step(params, variant: str, phase: int, device: torch.device) -> 
         start = time.perf_counter()
         train_gan(
             generator=build_generator(variant, model),
-            discriminator=MultiscaleDiscriminator(
-                num_classes=NUM_CLASSES, ndf=params.train.ndf, num_discriminators=params.train.num_discriminators
-            ),
+            discriminator=build_discriminator(params.train),
             perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
             epochs=[EpochData(cross=cross, global_=global_)],
             config=params.train.model_copy(update={"checkpoint_every": 10**9}),

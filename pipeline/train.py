@@ -23,7 +23,7 @@ from egsynth.data.patches import phase_rows, read_manifests
 from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
 from egsynth.losses import VGGPerceptualLoss
-from egsynth.models.discriminator import MultiscaleDiscriminator
+from egsynth.models.discriminator import build_discriminator
 from egsynth.models.features import VGGFeatures
 from egsynth.models.generator import build_generator, save_generator
 from egsynth.training import EpochData, init_distributed, params_hash, train_gan
@@ -84,9 +84,7 @@ def train_stage(params: Params, variant: str) -> None:
 
             result = train_gan(
                 generator=generator,
-                discriminator=MultiscaleDiscriminator(
-                    num_classes=NUM_CLASSES, ndf=params.train.ndf, num_discriminators=params.train.num_discriminators
-                ),
+                discriminator=build_discriminator(params.train),
                 perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
                 epochs=epochs,
                 config=params.train,

@@ -24,7 +24,7 @@ if __name__ == "__main__":  # run as a script: make `egsynth` and `tests` import
 
 from egsynth.config import ModelConfig, TrainConfig
 from egsynth.losses import VGGPerceptualLoss
-from egsynth.models.discriminator import MultiscaleDiscriminator
+from egsynth.models.discriminator import build_discriminator
 from egsynth.models.generator import build_generator
 from egsynth.training import EpochData, train_gan
 
@@ -116,12 +116,11 @@ def build(variant: str, *, norm: str = "instance", train: TrainConfig | None = N
     """(G, D, perceptual) for the tiny setup, each deterministic."""
     train = train or tiny_train()
     generator = build_generator(variant, tiny_model(norm), num_classes=NUM_CLASSES)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(7)
-        discriminator = MultiscaleDiscriminator(
-            num_classes=NUM_CLASSES, ndf=train.ndf, num_discriminators=train.num_discriminators
-        )
-    return generator, discriminator, VGGPerceptualLoss(layers=TinyPerceptualLayers())
+    return (
+        generator,
+        build_discriminator(train, num_classes=NUM_CLASSES),
+        VGGPerceptualLoss(layers=TinyPerceptualLayers()),
+    )
 
 
 def two_phase_epochs(variant: str, cross_items: int = 8, global_items: int = 4) -> list[EpochData]:

@@ -2,7 +2,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from egsynth.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
+from egsynth.config import TrainConfig
+from egsynth.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator, build_discriminator
 
 NUM_CLASSES = 4
 
@@ -83,3 +84,14 @@ def test_logits_depend_on_the_exemplar():
         second = discriminator(image, labels, exemplar.flip(-1).neg(), exemplar_labels)
     for a, b in zip(first, second, strict=True):
         assert (a[-1] - b[-1]).abs().amax() > 1e-4
+
+
+def test_build_discriminator_initializes_from_the_train_seed_whatever_the_global_rng_holds():
+    config = TrainConfig(seed=3, ndf=4, num_discriminators=2)
+    torch.manual_seed(1)
+    first = build_discriminator(config, num_classes=NUM_CLASSES).state_dict()
+    torch.manual_seed(2)
+    second = build_discriminator(config, num_classes=NUM_CLASSES).state_dict()
+    other_seed = build_discriminator(config.model_copy(update={"seed": 4}), num_classes=NUM_CLASSES).state_dict()
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert not all(torch.equal(first[key], other_seed[key]) for key in first)

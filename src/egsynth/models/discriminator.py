@@ -24,6 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from egsynth.config import TrainConfig
+from egsynth.data.cocostuff import NUM_CLASSES
+
 # ----------------------------------------------------------------------------
 # classes
 
@@ -125,3 +128,13 @@ class MultiscaleDiscriminator(nn.Module):
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)  # [B, 2 (3 + C), H/2**k, W/2**k]
             outputs.append(discriminator(x))
         return outputs
+
+
+def build_discriminator(config: TrainConfig, *, num_classes: int = NUM_CLASSES) -> MultiscaleDiscriminator:
+    """D from the train params, its weights initialized from `config.seed` whatever the global RNG holds:
+    an unseeded D made two trainings of the same params differ from their first step."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return MultiscaleDiscriminator(
+            num_classes=num_classes, ndf=config.ndf, num_discriminators=config.num_discriminators
+        )
