@@ -82,10 +82,11 @@ class ParserConfig(_Section):
     uses a COCO-stuff DeepLab-v2); `checkpoint`: load `checkpoint`; `oracle`: ground-truth labels."""
     checkpoint: Path | None = None
     """Weights file of the parser for `source: checkpoint`."""
-    architecture: Literal["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50"] = (
-        "lraspp_mobilenet_v3_large"
-    )
-    """torchvision segmentation model, built without pretrained weights."""
+    architecture: Literal[
+        "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv2_resnet101"
+    ] = "lraspp_mobilenet_v3_large"
+    """A torchvision segmentation model, or `deeplabv2_resnet101`: the paper's DeepLab-v2, whose COCO-stuff
+    checkpoints from deeplab-pytorch load as they are; built without pretrained weights."""
     image_size: int = Field(128, ge=16)
     epochs: int = Field(4, ge=0)
     batch_size: int = Field(16, ge=1)

@@ -55,6 +55,7 @@ PARSER_TAPS = {
     "lraspp_mobilenet_v3_large": ("1", "3", "4", "16"),  # /2, /4, LRASPP's 'low' /8, 'high' /16
     "deeplabv3_mobilenet_v3_large": ("1", "3", "4", "16"),  # the same MobileNetV3 blocks; '16' is 'out'
     "deeplabv3_resnet50": ("relu", "layer1", "layer2", "layer3", "layer4"),  # 'layer4' is 'out'
+    "deeplabv2_resnet101": ("layer1", "layer2", "layer3", "layer4", "layer5"),  # stem /4, /4, /8, /8, /8
 }
 """Blocks of each parser architecture's `backbone` whose outputs are the stand-in's feature maps, shallow to deep."""
 

@@ -5,7 +5,9 @@ No pretrained weights are downloaded (DESIGN.md, "Pretrained networks, offline")
 from one of three sources (`ParserConfig.source`), each labelled wherever its outputs are used:
 - `train`: a torchvision segmentation network, built without any pretrained weights and trained
   from scratch on the train split ("<architecture>-trained");
-- `checkpoint`: such a network loaded from a state dict file ("checkpoint:<file name>");
+- `checkpoint`: such a network, or the paper's DeepLab-v2 (`deeplabv2_resnet101`: deeplab-pytorch's
+  COCO-stuff checkpoints as they are, see `deeplabv2.py`), loaded from a state dict file
+  ("checkpoint:<file name>");
 - `oracle`: no network, the parsed labels are the ground truth ("oracle").
 
 Training: cross-entropy over the 171 contiguous classes (unlabeled ignored), Adam, DeepLab's "poly"
@@ -20,6 +22,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +39,21 @@ from tqdm import tqdm
 from egsynth.config import ParserConfig
 from egsynth.data import cocostuff
 from egsynth.data.source import DatasetError
+from egsynth.parsing import deeplabv2
 from egsynth.parsing.data import IGNORE_INDEX, INDEX_TO_VALUE, SceneDataset, image_tensor, read_image, read_label_map
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURES = {
-    "lraspp_mobilenet_v3_large": segmentation.lraspp_mobilenet_v3_large,
-    "deeplabv3_mobilenet_v3_large": segmentation.deeplabv3_mobilenet_v3_large,
-    "deeplabv3_resnet50": segmentation.deeplabv3_resnet50,
+    "lraspp_mobilenet_v3_large": partial(segmentation.lraspp_mobilenet_v3_large, weights=None, weights_backbone=None),
+    "deeplabv3_mobilenet_v3_large": partial(
+        segmentation.deeplabv3_mobilenet_v3_large, weights=None, weights_backbone=None
+    ),
+    "deeplabv3_resnet50": partial(segmentation.deeplabv3_resnet50, weights=None, weights_backbone=None),
+    "deeplabv2_resnet101": deeplabv2.deeplabv2_resnet101,
 }
-"""torchvision segmentation networks a parser can be (each returns {"out": logits [B, C, H, W]})."""
+"""Networks a parser can be, each built by `(num_classes=...)` with fresh weights and returning {"out": logits
+[B, C, H, W]} for [-1, 1] images: torchvision's, and DeepLab-v2 in deeplab-pytorch's checkpoint layout."""
 
 POLY_POWER = 0.9  # DeepLab's poly learning-rate decay
 PRECISE_BN_BATCHES = 200  # batches that re-estimate the batch-norm statistics after training
@@ -64,10 +72,10 @@ def default_device() -> torch.device:
 
 
 def build_parser(architecture: str, num_classes: int = cocostuff.NUM_CLASSES) -> nn.Module:
-    """A torchvision segmentation network with freshly initialized weights; nothing is downloaded."""
+    """A segmentation network of ARCHITECTURES with freshly initialized weights; nothing is downloaded."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown parser architecture {architecture!r} (expected one of: {', '.join(ARCHITECTURES)})")
-    return ARCHITECTURES[architecture](weights=None, weights_backbone=None, num_classes=num_classes)
+    return ARCHITECTURES[architecture](num_classes=num_classes)
 
 
 def train_parser(
@@ -290,7 +298,7 @@ def load_checkpoint(path: Path | str, architecture: str, num_classes: int = coco
     payload = _load(path)
     if isinstance(payload, dict) and "state_dict" in payload:
         payload = payload["state_dict"]
-    what = f"torchvision {architecture} with {num_classes} classes"
+    what = f"{architecture} with {num_classes} classes"
     return _state_dict_into(build_parser(architecture, num_classes), payload, path, what).eval()
 
 
@@ -324,7 +332,7 @@ def load_parser(path: Path | str, *, device: torch.device | str | None = None) -
     architecture, num_classes = payload["architecture"], payload["num_classes"]
     if architecture not in ARCHITECTURES:
         raise ParserError(f"{path}: unknown parser architecture {architecture!r}")
-    what = f"torchvision {architecture} with {num_classes} classes"
+    what = f"{architecture} with {num_classes} classes"
     model = _state_dict_into(build_parser(architecture, num_classes), payload["state_dict"], path, what)
     return Parser(
         label=payload["label"],
