@@ -14,6 +14,7 @@ Every stage execution is one MLflow run, nested under a parent run per pipeline 
 - parquet tables as MLflow datasets (`mlflow.log_input`), digest = their dvc md5.
 
 MLflow holds pointers and digests only; the bytes live in the workspace and DVC's cache.
+The queries at the end read runs back (as `StageRecord` / `PipelineRecord`) for `egsynth.lineage`.
 The store defaults to `sqlite:///<repo>/mlflow.db` with artifacts in `<repo>/mlartifacts/`, so
 the library needs no tracking server. Only rank 0 of a torchrun job records anything.
 """
@@ -268,12 +269,17 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
-def _artifact_location(uri: str) -> str | None:
-    """`<dir of the SQLite file>/mlartifacts`, so artifacts never land in a cwd-relative ./mlruns."""
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI, None for any other store."""
     if not uri.startswith("sqlite:///"):
         return None
-    db_file = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    return (db_file.resolve().parent / ARTIFACTS_DIR).as_uri()
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _artifact_location(uri: str) -> str | None:
+    """`<dir of the SQLite file>/mlartifacts`, so artifacts never land in a cwd-relative ./mlruns."""
+    db_file = _sqlite_file(uri)
+    return None if db_file is None else (db_file.resolve().parent / ARTIFACTS_DIR).as_uri()
 
 
 def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
@@ -461,7 +467,7 @@ def stage_run(
 
 
 # ----------------------------------------------------------------------------
-# queries, for `egsynth lineage`
+# queries, for `egsynth lineage`, `egsynth runs` and `egsynth compare`
 
 
 @dataclass(frozen=True)
@@ -478,28 +484,127 @@ class StageRecord:
     params: dict[str, str]  # flattened, as logged
     deps: dict[str, str]  # relative posix path -> dvc md5
     outs: dict[str, str]
+    metrics: dict[str, float] = field(default_factory=dict)  # the last value logged per key
+    parent_run_id: str | None = None  # the pipeline run it is nested under
+
+
+@dataclass(frozen=True)
+class PipelineRecord:
+    """A pipeline run (one fingerprint: git commit + params hash) and the stage runs nested under it."""
+
+    run_id: str
+    fingerprint: str
+    commit: str
+    start_time: int  # ms since the epoch: when a stage first ran with this commit and these params
+    params: dict[str, str]  # all of params.yaml, flattened, as logged
+    stages: tuple[StageRecord, ...]  # newest first
+
+
+def existing_store(repo_root: Path) -> str:
+    """The tracking URI `stage_run` writes to for `repo_root`; a SQLite file that does not exist raises
+    FileNotFoundError, so that reading never creates an empty store where the user expected their runs."""
+    store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
+    uri = tracking_uri(store_root)
+    db_file = _sqlite_file(uri)
+    if db_file is not None and not db_file.is_file():
+        raise FileNotFoundError(f"{db_file}: no MLflow store there (no stage has run yet, or set MLFLOW_TRACKING_URI)")
+    return uri
+
+
+def _experiment(repo_root: Path, *, must_exist: bool) -> tuple[MlflowClient, str | None]:
+    """A client on the store of `repo_root` and the id of the project's experiment (None before its first run)."""
+    if must_exist:
+        uri = existing_store(repo_root)
+    else:
+        store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
+        uri = tracking_uri(store_root)
+    client = _client(uri)
+    experiment = client.get_experiment_by_name(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
+    return client, None if experiment is None else experiment.experiment_id
 
 
 def find_stage_runs(repo_root: Path, *, out: Path | str, md5: str | None = None) -> list[StageRecord]:
     """Stage runs that recorded `out` (a path relative to the repo root) as an out, with digest
     `md5` if given, newest first; read from the store `stage_run` writes to for `repo_root`."""
-    store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
-    uri = tracking_uri(store_root)
-    client = _client(uri)
-    experiment = client.get_experiment_by_name(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
-    if experiment is None:
+    client, experiment_id = _experiment(repo_root, must_exist=False)
+    if experiment_id is None:
         return []
     key = out_tag(out)
     condition = f"tags.`{key}` = '{md5}'" if md5 else f"tags.`{key}` != ''"
     runs = client.search_runs(
-        [experiment.experiment_id],
+        [experiment_id],
         filter_string=f"{condition} and tags.`{KIND}` = 'stage'",
         order_by=["attributes.start_time DESC"],
     )
     return [_record(run) for run in runs]
 
 
+def find_run(repo_root: Path, run_id: str) -> StageRecord | PipelineRecord | None:
+    """The stage or pipeline run `run_id` of the project's experiment; None when it has no such run."""
+    from mlflow.exceptions import MlflowException
+
+    client, experiment_id = _experiment(repo_root, must_exist=True)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:  # unknown, or not even shaped like a run id
+        return None
+    if run.info.experiment_id != experiment_id or run.info.lifecycle_stage != "active":
+        return None
+    kind = run.data.tags.get(KIND)
+    if kind == "pipeline":
+        return _pipeline(client, experiment_id, run)
+    return _record(run) if kind == "stage" else None
+
+
+def find_pipeline(repo_root: Path, fingerprint: str) -> PipelineRecord | None:
+    """The pipeline run of `fingerprint` (`<commit[:12]>-<params hash[:12]>`), None when it never ran."""
+    from mlflow.exceptions import MlflowException
+
+    client, experiment_id = _experiment(repo_root, must_exist=True)
+    if experiment_id is None:
+        return None
+    try:
+        parents = _find_parents(client, experiment_id, fingerprint)
+    except MlflowException:  # not even shaped like a fingerprint: the filter does not parse
+        return None
+    return _pipeline(client, experiment_id, parents[0]) if parents else None
+
+
+def recent_pipelines(repo_root: Path, limit: int) -> list[PipelineRecord]:
+    """The `limit` pipeline runs that started last, newest first, each with its stage runs."""
+    client, experiment_id = _experiment(repo_root, must_exist=True)
+    if experiment_id is None:
+        return []
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{KIND}` = 'pipeline'",
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
+    return [_pipeline(client, experiment_id, run) for run in runs]
+
+
+def _pipeline(client: MlflowClient, experiment_id: str, run) -> PipelineRecord:
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    stages = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}' and tags.`{KIND}` = 'stage'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return PipelineRecord(
+        run_id=run.info.run_id,
+        fingerprint=run.data.tags.get(FINGERPRINT, ""),
+        commit=run.data.tags.get(GIT_COMMIT, "none"),
+        start_time=run.info.start_time,
+        params=dict(run.data.params),
+        stages=tuple(_record(stage) for stage in stages),
+    )
+
+
 def _record(run) -> StageRecord:
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
     tags = run.data.tags
     return StageRecord(
         run_id=run.info.run_id,
@@ -512,4 +617,6 @@ def _record(run) -> StageRecord:
         params=dict(run.data.params),
         deps={k.removeprefix(DEP_PREFIX): v for k, v in tags.items() if k.startswith(DEP_PREFIX)},
         outs={k.removeprefix(OUT_PREFIX): v for k, v in tags.items() if k.startswith(OUT_PREFIX)},
+        metrics=dict(run.data.metrics),
+        parent_run_id=tags.get(MLFLOW_PARENT_RUN_ID),
     )
