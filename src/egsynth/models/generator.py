@@ -270,18 +270,45 @@ def save_generator(generator: Generator, config: ModelConfig, path: Path, *, num
         torch.save(payload, staging)
 
 
+class GeneratorFileError(ValueError):
+    """A file `load_generator` cannot rebuild a generator from; the message names the file and the problem."""
+
+
+SAVED_KEYS = ("variant", "model", "num_classes", "backbone", "state_dict")
+"""What `save_generator` writes."""
+
+
 def load_generator(path: Path | str, *, map_location: str | torch.device = "cpu") -> Generator:
-    """Rebuild a generator written by `save_generator` (`torch.load(weights_only=True)`), in eval mode."""
+    """Rebuild a generator written by `save_generator` (`torch.load(weights_only=True)`), in eval mode.
+
+    Raises FileNotFoundError for a missing file and GeneratorFileError for one that is unreadable, is
+    not a saved generator, or holds weights that do not fit the params it records.
+    """
     path = Path(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: generator file not found") from None
-    config = ModelConfig.model_validate(payload["model"])
-    generator = build_generator(payload["variant"], config, num_classes=payload["num_classes"])
+    except Exception as error:  # torch raises several types for a bad file
+        raise GeneratorFileError(f"{path}: not a readable torch file ({' '.join(str(error).split())[:200]})") from None
+    if not isinstance(payload, dict) or not set(SAVED_KEYS) <= payload.keys():
+        raise GeneratorFileError(f"{path}: not a saved generator (expected a dict with {', '.join(SAVED_KEYS)})")
+    try:
+        config = ModelConfig.model_validate(payload["model"])
+        generator = build_generator(payload["variant"], config, num_classes=payload["num_classes"])
+    except ValueError as error:  # pydantic's ValidationError and an unknown variant are ValueErrors
+        raise GeneratorFileError(f"{path}: its model params are not valid ({' '.join(str(error).split())})") from None
     if generator.backbone != payload["backbone"]:
-        raise ValueError(f"{path}: trained with backbone {payload['backbone']}, rebuilt with {generator.backbone}")
-    missing, unexpected = generator.load_state_dict(payload["state_dict"], strict=False)
+        raise GeneratorFileError(
+            f"{path}: trained with backbone {payload['backbone']}, rebuilt with {generator.backbone}"
+        )
+    try:
+        missing, unexpected = generator.load_state_dict(payload["state_dict"], strict=False)
+    except (RuntimeError, TypeError) as error:  # shapes that differ from the recorded params, or no state dict
+        detail = " ".join(str(error).split())[:300]
+        raise GeneratorFileError(f"{path}: weights do not fit the model params it records ({detail})") from None
     if unexpected or any(not key.startswith(FROZEN_PREFIX) for key in missing):
-        raise ValueError(f"{path}: weights do not match the {payload['variant']} generator ({missing + unexpected})")
+        raise GeneratorFileError(
+            f"{path}: weights do not match the {payload['variant']} generator ({missing + unexpected})"
+        )
     return generator.eval()

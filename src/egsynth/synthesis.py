@@ -1,0 +1,396 @@
+"""A trained generator on a user's own files: what `egsynth synthesize`, `interpolate` and `extrapolate` run.
+
+- synthesis: x̂ = G(c1, x2, c̃2) of Fig. 2 (Eq. 1-8, Sec. 3.3) for a label map c1 and an exemplar
+  photo x2 whose label map c̃2 is given or parsed by the pipeline's parser (Sec. 4, "Implementation
+  details"), with the MSCA attention of every scale (α of Eq. 4, g of Eq. 6, β of Eq. 7; Fig. 6);
+- style interpolation between two exemplars (Sec. 4, "Interpolation", Fig. 5), its spatial
+  left-to-right form (Fig. 7) and extrapolation of a large label map from an exemplar patch (Fig. 8),
+  all from `egsynth.models.manipulation`.
+
+Label maps are stuffthingmaps PNGs (COCO-stuff id - 1, 255 unlabeled) as the pipeline writes them;
+images are 8-bit RGB. Every file is read and checked before the generator runs, and a file that
+cannot be used raises `InputError` naming it. Outputs are PNGs written atomically
+(`egsynth.io.atomic_path`) once everything is computed, so a failure never leaves a partial file nor
+replaces a good one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from egsynth.data.cocostuff import UNLABELED, label_value_to_index
+from egsynth.data.datasets import UNLABELED_INDEX, one_hot, to_image_tensor
+from egsynth.data.source import DatasetError
+from egsynth.evaluation import figures
+from egsynth.io import atomic_path
+from egsynth.models.features import BackboneWeightsInvalid, BackboneWeightsMissing
+from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileError, load_generator
+from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
+from egsynth.models.msca import AttentionRecord
+from egsynth.parsing.data import read_label_map
+from egsynth.parsing.parser import Parser, ParserError, default_device, load_parser, predict_labels
+
+ATTENTION_ARRAYS = "attention.npz"
+"""`write_attention_maps`' raw maps: alpha_i [K, H2_i, W2_i], gate_i [K], beta_i [K, H1_i, W1_i] per scale i."""
+
+DEFAULT_STEPS = 5
+"""Style interpolation outputs when neither a number of steps nor a single t is given."""
+
+MODE_NAMES = {
+    "1": "1-bit black and white",
+    "L": "8-bit grayscale",
+    "LA": "grayscale with alpha",
+    "P": "palette",
+    "RGBA": "RGBA (with alpha)",
+    "CMYK": "CMYK",
+    "I": "32-bit integer grayscale",
+    "I;16": "16-bit grayscale",
+    "F": "32-bit float grayscale",
+}
+"""Pillow modes an exemplar may wrongly have, in words."""
+
+_NO_CLASS = -1
+
+
+def _class_index_of_value() -> np.ndarray:
+    """[256] int16 lookup: stuffthingmaps value -> contiguous class index, UNLABELED_INDEX for 255, -1 for no class."""
+    table = np.full(256, _NO_CLASS, dtype=np.int16)
+    for value, index in label_value_to_index().items():
+        table[value] = index
+    table[UNLABELED] = UNLABELED_INDEX
+    return table
+
+
+CLASS_INDEX_OF_VALUE = _class_index_of_value()
+
+
+class InputError(ValueError):
+    """A user's file that cannot be used; the message names the file and the problem."""
+
+
+# ---------------------------------------------------------------------------------------------
+# reading and checking files
+
+
+def read_rgb_image(path: Path) -> np.ndarray:
+    """An 8-bit RGB image as uint8 [H, W, 3]. Grayscale, alpha, palette and 16-bit images are refused, not
+    converted: the generator was trained on RGB photos, and a silent conversion hides a wrong file."""
+    try:
+        with Image.open(path) as image:
+            if image.mode != "RGB":
+                raise InputError(f"{path}: expected an 8-bit RGB image, got {MODE_NAMES.get(image.mode, image.mode)}")
+            if any(";16" in str(tile.args) for tile in image.tile):  # Pillow reads 48-bit PNGs as mode RGB
+                raise InputError(f"{path}: expected an 8-bit RGB image, got 16 bits per channel")
+            return np.array(image)  # [H, W, 3], writable (torch.from_numpy warns on read-only arrays)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, Image.DecompressionBombError) as error:
+        raise InputError(f"{path}: not a readable image ({' '.join(str(error).split())})") from None
+
+
+def class_indices(values: np.ndarray, path: Path, *, num_classes: int) -> np.ndarray:
+    """stuffthingmaps values [H, W] -> the class indices [H, W] uint8 of one_hot (UNLABELED_INDEX where
+    unlabeled), refusing values of no COCO-stuff class and classes beyond the model's `num_classes`."""
+    indices = CLASS_INDEX_OF_VALUE[values]  # [H, W] int16
+    unknown = indices == _NO_CLASS
+    if unknown.any():
+        listed = np.unique(values[unknown]).tolist()[:10]
+        raise InputError(f"{path}: values {listed} are no COCO-stuff label (id - 1, or 255 unlabeled); not a label map")
+    beyond = (indices >= num_classes) & (indices != UNLABELED_INDEX)
+    if beyond.any():
+        listed = np.unique(values[beyond]).tolist()[:10]
+        raise InputError(f"{path}: label values {listed} are classes the model does not know (it has {num_classes})")
+    return indices.astype(np.uint8)
+
+
+def read_label_indices(path: Path, *, num_classes: int) -> np.ndarray:
+    """A stuffthingmaps PNG as class indices [H, W] uint8 (see `class_indices`)."""
+    try:
+        values = read_label_map(path)  # [H, W] uint8
+    except DatasetError as error:
+        raise InputError(str(error)) from None
+    return class_indices(values, path, num_classes=num_classes)
+
+
+def _file_in_the_way(directory: Path) -> Path | None:
+    """The existing non-directory at `directory` or above it, which stops files being written there."""
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    return None if existing is None or existing.is_dir() else existing
+
+
+def check_output(path: Path) -> None:
+    """Refuse, before any work, an output path the final rename could not take (or would delete: a directory)."""
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{path}: outputs are PNG images; give a path ending in .png")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give the path of a PNG file")
+    blocking = _file_in_the_way(path.parent)
+    if blocking is not None:
+        raise InputError(f"{path}: {blocking} is a file, not a directory")
+
+
+def check_output_directory(path: Path) -> None:
+    """Refuse, before any work, a directory to write into where a file stands."""
+    blocking = _file_in_the_way(path)
+    if blocking is not None:
+        raise InputError(f"{path}: {'it' if blocking == path else blocking} is a file, not a directory")
+
+
+def interpolation_paths(output: Path, steps: int) -> list[Path]:
+    """Where the `steps` outputs of a style interpolation go: OUT_00.png, OUT_01.png, ... next to OUT.png."""
+    width = max(2, len(str(steps - 1)))
+    return [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(steps)]
+
+
+def interpolation_factors(steps: int | None, t: float | None) -> list[float]:
+    """The t of each output: `steps` (default DEFAULT_STEPS) evenly from 0 to 1, both ends included, or one `t`."""
+    if steps is not None and t is not None:
+        raise InputError("give --steps or --t, not both")
+    if t is not None:
+        if not 0.0 <= t <= 1.0:
+            raise InputError(f"--t {t}: the interpolation factor must lie in [0, 1]")
+        return [t]
+    steps = DEFAULT_STEPS if steps is None else steps
+    if steps < 2:
+        raise InputError(f"--steps {steps}: needs at least 2 (t = 0 and t = 1)")
+    return np.linspace(0.0, 1.0, steps).tolist()
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The device `name` (e.g. cpu, cuda, cuda:1), or CUDA when present and else the CPU."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name}: not a torch device (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA devices")
+    return device
+
+
+def load_model(path: Path, *, device: torch.device) -> Generator:
+    """The generator saved at `path` on `device`, eval mode; InputError for a missing or unusable file."""
+    if not path.is_file():
+        raise InputError(f"{path}: generator file not found")
+    try:
+        return load_generator(path, map_location=device).to(device)
+    except GeneratorFileError as error:
+        raise InputError(str(error)) from None
+    except (BackboneWeightsMissing, BackboneWeightsInvalid) as error:
+        raise InputError(f"{path}: its VGG-19 backbone cannot be rebuilt: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass(frozen=True)
+class TargetInput:
+    """The target label map c1."""
+
+    path: Path
+    labels: np.ndarray  # uint8 [H1, W1] class indices, UNLABELED_INDEX where unlabeled
+
+
+@dataclass(frozen=True)
+class ExemplarInput:
+    """An exemplar photo x2 with its label map c̃2 (given, or parsed from the photo)."""
+
+    path: Path
+    image: np.ndarray  # uint8 [H2, W2, 3]
+    labels: np.ndarray  # uint8 [H2, W2] class indices, UNLABELED_INDEX where unlabeled
+
+
+class Synthesizer:
+    """A trained generator on one device that reads and checks the user's files, then runs Fig. 2's G or a
+    style manipulation on them. The parser is loaded only when an exemplar comes without its label map."""
+
+    def __init__(self, model: Path, *, parser: Path, device: torch.device):
+        self.model_path = model
+        self.parser_path = parser
+        self.device = device
+        self.generator = load_model(model, device=device)
+        self._parser: Parser | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """C of the generator's one-hot label maps."""
+        return self.generator.label_encoder.num_classes
+
+    @property
+    def min_side(self) -> int:
+        """Smallest side the generator takes: at the coarsest scale L, SPADE's instance norm needs 2x2 pixels."""
+        return 2 ** (self.generator.num_scales + 1)
+
+    def check_attention_maps(self) -> None:
+        """Refuse, before any work, to draw attention maps of a generator without MSCA (Eq. 4-8)."""
+        if self.generator.variant not in MSCA_VARIANTS:
+            raise InputError(
+                f"{self.model_path}: the {self.generator.variant} generator has no MSCA attention maps to write "
+                f"(variants with them: {', '.join(MSCA_VARIANTS)})"
+            )
+
+    def _check_size(self, path: Path, height: int, width: int) -> None:
+        if min(height, width) < self.min_side:
+            raise InputError(
+                f"{path}: {width}x{height} is too small; the model's {self.generator.num_scales + 1} scales need "
+                f"at least {self.min_side} px per side"
+            )
+
+    def read_target(self, path: Path) -> TargetInput:
+        labels = read_label_indices(path, num_classes=self.num_classes)
+        self._check_size(path, *labels.shape)
+        return TargetInput(path=path, labels=labels)
+
+    def read_exemplar(self, path: Path, labels: Path | None = None) -> ExemplarInput:
+        """The photo at `path` with the label map `labels` of its size, or, without one, the parser's."""
+        image = read_rgb_image(path)
+        self._check_size(path, *image.shape[:2])
+        if labels is None:
+            indices = class_indices(self._parse(path, image), self.parser_path, num_classes=self.num_classes)
+        else:
+            indices = read_label_indices(labels, num_classes=self.num_classes)
+            if indices.shape != image.shape[:2]:
+                raise InputError(
+                    f"{labels}: label map is {indices.shape[1]}x{indices.shape[0]} but its exemplar {path} is "
+                    f"{image.shape[1]}x{image.shape[0]}"
+                )
+        return ExemplarInput(path=path, image=image, labels=indices)
+
+    def _parse(self, path: Path, image: np.ndarray) -> np.ndarray:
+        """c̃2 of the photo by the pipeline's parser (Sec. 4: DeepLab's parse of the exemplar), stuffthingmaps values."""
+        if self._parser is None:
+            try:
+                self._parser = load_parser(self.parser_path, device=self.device)
+            except ParserError as error:
+                raise InputError(f"{error}; it is needed to parse {path}, given without a label map") from None
+        if self._parser.model is None:
+            raise InputError(
+                f"{self.parser_path}: the {self._parser.label} parser reads ground truth and cannot parse {path}; "
+                "give its label map"
+            )
+        (values,) = predict_labels(self._parser.model, [image], image_size=self._parser.image_size)
+        return values  # [H2, W2] uint8
+
+    # -- tensors --
+
+    def _labels(self, labels: np.ndarray) -> torch.Tensor:
+        return one_hot(torch.from_numpy(labels)[None].to(self.device), self.num_classes)  # [1, C, H, W]
+
+    def _exemplar(self, exemplar: ExemplarInput) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x2 [1, 3, H2, W2] in [-1, 1], c̃2 [1, C, H2, W2] one-hot)."""
+        return to_image_tensor(exemplar.image)[None].to(self.device), self._labels(exemplar.labels)
+
+    # -- the generator --
+
+    @torch.no_grad()
+    def synthesize(self, target: TargetInput, exemplar: ExemplarInput) -> tuple[np.ndarray, list[AttentionRecord]]:
+        """x̂ = G(c1, x2, c̃2) as uint8 RGB [H1, W1, 3], and the attention records per scale, finest first."""
+        output = self.generator(self._labels(target.labels), *self._exemplar(exemplar))
+        return figures.to_image(output.image[0]), output.attention
+
+    @torch.no_grad()
+    def interpolate(self, target: TargetInput, a: ExemplarInput, b: ExemplarInput, ts: list[float]) -> list[np.ndarray]:
+        """Style interpolation (Sec. 4, "Interpolation"): for each t, c1 in a style t of the way from exemplar
+        `a` (t = 0, the same image as `synthesize` with `a`) to `b` (t = 1); MSCA variants only."""
+        if self.generator.variant not in MSCA_VARIANTS:
+            raise InputError(
+                f"{self.model_path}: style interpolation mixes MSCA attention, which the {self.generator.variant} "
+                f"generator lacks (use a {', '.join(MSCA_VARIANTS)} model, or spatial interpolation)"
+            )
+        c1 = self._labels(target.labels)
+        first, second = self._exemplar(b), self._exemplar(a)  # manipulation.interpolate: t = 1 is `first`
+        return [figures.to_image(interpolate(self.generator, c1, first, second, t)[0]) for t in ts]
+
+    @torch.no_grad()
+    def interpolate_spatial(self, target: TargetInput, left: ExemplarInput, right: ExemplarInput) -> np.ndarray:
+        """Spatial interpolation (Fig. 7): `left`'s style at the left edge fading linearly to `right`'s at the
+        right edge, by mixing the two exemplars' aligned features F_x1 per location."""
+        if self.generator.variant == "spade_vae":
+            raise InputError(f"{self.model_path}: spatial interpolation needs aligned features; spade_vae has none")
+        c1 = self._labels(target.labels)
+        ramp = horizontal_ramp(*target.labels.shape).to(self.device)  # [1, 1, H1, W1], 1 at the left edge
+        image = interpolate_spatial(self.generator, c1, self._exemplar(left), self._exemplar(right), ramp)
+        return figures.to_image(image[0])
+
+    @torch.no_grad()
+    def extrapolate(
+        self, target: TargetInput, exemplar: ExemplarInput, *, patch: int | None, num_random: int, seed: int
+    ) -> np.ndarray:
+        """Extrapolation (Fig. 8): a label map larger than the exemplar, synthesized as overlapping `patch`
+        squares (default: the exemplar's shorter side) at the four corners, `num_random` seeded random
+        positions and wherever those leave a gap, blended with weights falling off toward patch borders."""
+        patch = min(exemplar.image.shape[:2]) if patch is None else patch
+        height, width = target.labels.shape
+        if patch < self.min_side:
+            raise InputError(f"--patch {patch}: the model needs at least {self.min_side} px per side")
+        if patch > min(height, width):
+            raise InputError(f"{target.path}: label map {width}x{height} is smaller than the {patch} px patch")
+        image = extrapolate(
+            self.generator,
+            self._labels(target.labels),
+            self._exemplar(exemplar),
+            patch=patch,
+            num_random=num_random,
+            seed=seed,
+        )
+        return figures.to_image(image[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    """uint8 RGB [H, W, 3] as a PNG, atomically."""
+    try:
+        with atomic_path(path) as staging:
+            Image.fromarray(pixels).save(staging, format="PNG")
+    except OSError as error:
+        raise InputError(f"{path}: cannot be written ({error.strerror or error})") from None
+
+
+def write_attention_maps(
+    directory: Path,
+    target: TargetInput,
+    exemplar: ExemplarInput,
+    output: np.ndarray,
+    records: list[AttentionRecord],
+) -> list[Path]:
+    """Fig. 6 for every MSCA scale i (`attention_scale<i>.png`: α_k over the exemplar above β_k over the target,
+    gates in the headers) and the raw maps in `attention.npz`; returns the files written."""
+    assert records and all(r.alpha is not None and r.beta is not None for r in records), "expects MSCA records"
+    arrays: dict[str, np.ndarray] = {}
+    written = []
+    try:
+        for scale, record in enumerate(records):
+            alpha, beta = record.alpha[0].cpu().numpy(), record.beta[0].cpu().numpy()  # [K, H2, W2], [K, H1, W1]
+            gate = record.gate[0].cpu().numpy()  # [K]
+            arrays |= {f"alpha_{scale}": alpha, f"gate_{scale}": gate, f"beta_{scale}": beta}
+            path = directory / f"attention_scale{scale}.png"
+            figures.attention_maps(
+                exemplar.image,
+                target.labels,
+                output,
+                alpha,
+                beta,
+                path,
+                gate=gate,
+                exemplar_labels=exemplar.labels,
+                title=f"MSCA attention at scale {scale} ({beta.shape[2]}x{beta.shape[1]} target)",
+            )
+            written.append(path)
+        path = directory / ATTENTION_ARRAYS
+        with atomic_path(path) as staging:
+            with staging.open("wb") as file:
+                np.savez_compressed(file, **arrays)
+        written.append(path)
+    except OSError as error:
+        raise InputError(f"{directory}: cannot be written ({error.strerror or error})") from None
+    return written

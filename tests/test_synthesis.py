@@ -1,0 +1,422 @@
+"""`egsynth synthesize`, `interpolate` and `extrapolate` with a tiny untrained generator (smoke preset's model)."""
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from egsynth.cli import app
+from egsynth.config import load_params
+from egsynth.data.cocostuff import category
+from egsynth.models.generator import build_generator, save_generator
+from egsynth.parsing.data import write_label_map
+from egsynth.parsing.parser import Parser, build_parser, load_parser, predict_labels, save_parser
+
+SMOKE = load_params(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml").model
+SKY, GRASS, SEA, TREE = (category(name).label_value for name in ("sky-other", "grass", "sea", "tree"))
+UNLABELED = 255
+runner = CliRunner()
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def blocky_labels(height: int, width: int, seed: int) -> np.ndarray:
+    """stuffthingmaps values [H, W]: 8 px blocks of sky, grass, sea, tree and unlabeled."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.choice([SKY, GRASS, SEA, TREE, UNLABELED], size=(-(-height // 8), -(-width // 8)))
+    return np.kron(coarse, np.ones((8, 8), dtype=np.uint8))[:height, :width].astype(np.uint8)
+
+
+def photo(height: int, width: int, tint: tuple[int, int, int], seed: int) -> np.ndarray:
+    """uint8 RGB [H, W, 3]: a tint with noise, so that two exemplars have clearly different styles."""
+    noise = np.random.default_rng(seed).normal(0, 30, size=(height, width, 3))
+    return np.clip(np.array(tint) + noise, 0, 255).astype(np.uint8)
+
+
+def write_png16_rgb(path: Path, pixels: np.ndarray) -> Path:
+    """A 48-bit RGB PNG (Pillow cannot write one, and reads it back as 8-bit mode RGB)."""
+    height, width, _ = pixels.shape
+    rows = b"".join(b"\x00" + pixels[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, truecolor
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def save_model(path: Path, variant: str = "full", *, num_classes: int | None = None) -> Path:
+    extra = {} if num_classes is None else {"num_classes": num_classes}
+    save_generator(build_generator(variant, SMOKE, **extra), SMOKE, path, **extra)
+    return path
+
+
+def read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def assert_equal_up_to_rounding(a: np.ndarray, b: np.ndarray) -> None:
+    """Two computations of the same image, equal in exact arithmetic, may differ by ~1e-6 in float32 and so,
+    rarely, by one 8-bit level where a value sits at a rounding boundary; anything else is a real difference."""
+    difference = np.abs(a.astype(int) - b.astype(int))
+    assert a.shape == b.shape and difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+@dataclass(frozen=True)
+class Files:
+    root: Path
+    model: Path  # full variant
+    gap_model: Path
+    few_classes_model: Path  # knows 8 classes (COCO-stuff's first things), not sky or grass
+    parser: Path  # an untrained network parser
+    oracle_parser: Path
+    label: Path  # 40 x 56
+    exemplar_a: Path  # 32 x 48, warm
+    labels_a: Path
+    exemplar_b: Path  # 48 x 40, cool
+    labels_b: Path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Files:
+    root = tmp_path_factory.mktemp("synthesis")
+    parser = Parser(
+        label="lraspp-untrained",
+        source="train",
+        model=build_parser("lraspp_mobilenet_v3_large").eval(),
+        architecture="lraspp_mobilenet_v3_large",
+        image_size=32,
+    )
+    save_parser(parser, root / "parser.pt")
+    save_parser(Parser(label="oracle", source="oracle"), root / "oracle.pt")
+    for name, pixels in (("a.png", photo(32, 48, (220, 140, 60), 1)), ("b.png", photo(48, 40, (40, 90, 200), 2))):
+        Image.fromarray(pixels).save(root / name)
+    write_label_map(root / "label.png", blocky_labels(40, 56, 0))
+    write_label_map(root / "a_labels.png", blocky_labels(32, 48, 1))
+    write_label_map(root / "b_labels.png", blocky_labels(48, 40, 2))
+    return Files(
+        root=root,
+        model=save_model(root / "full.pt"),
+        gap_model=save_model(root / "gap.pt", "gap"),
+        few_classes_model=save_model(root / "few.pt", num_classes=8),
+        parser=root / "parser.pt",
+        oracle_parser=root / "oracle.pt",
+        label=root / "label.png",
+        exemplar_a=root / "a.png",
+        labels_a=root / "a_labels.png",
+        exemplar_b=root / "b.png",
+        labels_b=root / "b_labels.png",
+    )
+
+
+def invoke(command: str, options: dict[str, object]):
+    """Run `egsynth COMMAND` in this process; an option valued None is left out, True is a flag."""
+    args = [command]
+    for name, value in options.items():
+        if value is True:
+            args.append(name)
+        elif value is not None:
+            args += [name, str(value)]
+    return runner.invoke(app, args)
+
+
+def synthesize_options(files: Files, output: Path, exemplar: str = "a") -> dict[str, object]:
+    image, labels = (files.exemplar_a, files.labels_a) if exemplar == "a" else (files.exemplar_b, files.labels_b)
+    return {
+        "--label": files.label,
+        "--exemplar": image,
+        "--exemplar-label": labels,
+        "--model": files.model,
+        "--parser": files.parser,
+        "--device": "cpu",
+        "-o": output,
+    }
+
+
+def interpolate_options(files: Files, output: Path) -> dict[str, object]:
+    return {
+        "--label": files.label,
+        "--exemplar-a": files.exemplar_a,
+        "--exemplar-a-label": files.labels_a,
+        "--exemplar-b": files.exemplar_b,
+        "--exemplar-b-label": files.labels_b,
+        "--model": files.model,
+        "--device": "cpu",
+        "-o": output,
+    }
+
+
+def synthesized(files: Files, tmp_path: Path, exemplar: str) -> np.ndarray:
+    output = tmp_path / f"synthesized_{exemplar}.png"
+    result = invoke("synthesize", synthesize_options(files, output, exemplar))
+    assert result.exit_code == 0, result.output
+    return read_png(output)
+
+
+# ---------------------------------------------------------------------------------------------
+# what the commands write
+
+
+def test_synthesize_output_has_the_label_maps_size_whatever_the_exemplars_size(files, tmp_path):
+    with_a, with_b = synthesized(files, tmp_path, "a"), synthesized(files, tmp_path, "b")
+    assert with_a.shape == with_b.shape == (40, 56, 3) and with_a.dtype == np.uint8
+    assert np.abs(with_a.astype(int) - with_b.astype(int)).mean() > 1, "the exemplar's style changes the output"
+
+
+def test_synthesize_without_exemplar_label_paints_with_the_parsers_labels(files, tmp_path):
+    parsed = tmp_path / "parsed.png"
+    (values,) = predict_labels(
+        load_parser(files.parser, device="cpu").model, [read_png(files.exemplar_a)], image_size=32
+    )
+    write_label_map(parsed, values)
+    given = synthesize_options(files, tmp_path / "given.png") | {"--exemplar-label": parsed}
+    assert invoke("synthesize", given).exit_code == 0
+    result = invoke("synthesize", synthesize_options(files, tmp_path / "out.png") | {"--exemplar-label": None})
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(read_png(tmp_path / "out.png"), read_png(tmp_path / "given.png"))
+
+
+def test_interpolation_endpoints_are_the_single_exemplar_outputs(files, tmp_path):
+    result = invoke("interpolate", interpolate_options(files, tmp_path / "mix.png") | {"--steps": 3})
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("mix*")) == ["mix_00.png", "mix_01.png", "mix_02.png"]
+    start, middle, end = (read_png(tmp_path / f"mix_0{i}.png") for i in range(3))
+    with_a, with_b = synthesized(files, tmp_path, "a"), synthesized(files, tmp_path, "b")
+    assert_equal_up_to_rounding(start, with_a)
+    assert_equal_up_to_rounding(end, with_b)
+    assert np.abs(middle.astype(int) - with_a).mean() > 1 and np.abs(middle.astype(int) - with_b).mean() > 1
+
+
+@pytest.mark.parametrize(("t", "exemplar"), [(0.0, "a"), (1.0, "b")])
+def test_a_single_t_at_an_end_is_that_exemplars_output(files, tmp_path, t, exemplar):
+    result = invoke("interpolate", interpolate_options(files, tmp_path / "one.png") | {"--t": t})
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["one.png"]
+    assert_equal_up_to_rounding(read_png(tmp_path / "one.png"), synthesized(files, tmp_path, exemplar))
+
+
+def test_spatial_interpolation_has_a_on_the_left_and_b_on_the_right(files, tmp_path):
+    result = invoke("interpolate", interpolate_options(files, tmp_path / "ramp.png") | {"--spatial": True})
+    assert result.exit_code == 0, result.output
+    ramp = read_png(tmp_path / "ramp.png").astype(int)
+    with_a, with_b = synthesized(files, tmp_path, "a"), synthesized(files, tmp_path, "b")
+    left, right = slice(0, 14), slice(42, 56)  # outer quarters of the 56 px width
+    assert np.abs(ramp[:, left] - with_a[:, left]).mean() < np.abs(ramp[:, left] - with_b[:, left]).mean()
+    assert np.abs(ramp[:, right] - with_b[:, right]).mean() < np.abs(ramp[:, right] - with_a[:, right]).mean()
+
+
+def test_extrapolation_has_the_large_label_maps_size_and_one_patch_is_plain_synthesis(files, tmp_path):
+    large = tmp_path / "large.png"
+    write_label_map(large, blocky_labels(64, 96, 3))
+    options = synthesize_options(files, tmp_path / "wide.png") | {"--label": large}
+    result = invoke("extrapolate", options | {"--positions": 2})
+    assert result.exit_code == 0, result.output
+    assert read_png(tmp_path / "wide.png").shape == (64, 96, 3)
+    square = tmp_path / "square.png"  # a 32 px label map and a 32 px patch: one patch, no blending
+    write_label_map(square, blocky_labels(32, 32, 4))
+    square_options = synthesize_options(files, tmp_path / "patch.png") | {"--label": square, "--patch": 32}
+    assert invoke("extrapolate", square_options).exit_code == 0
+    square_options = synthesize_options(files, tmp_path / "plain.png") | {"--label": square}
+    assert invoke("synthesize", square_options).exit_code == 0
+    assert_equal_up_to_rounding(read_png(tmp_path / "patch.png"), read_png(tmp_path / "plain.png"))
+
+
+def test_attention_maps_are_fig_6_per_scale_and_normalized_attention(files, tmp_path):
+    options = synthesize_options(files, tmp_path / "out.png") | {"--attention": tmp_path / "attention"}
+    result = invoke("synthesize", options)
+    assert result.exit_code == 0, result.output
+    names = {"attention_scale0.png", "attention_scale1.png", "attention_scale2.png", "attention.npz"}
+    assert {p.name for p in (tmp_path / "attention").iterdir()} == names
+    maps = np.load(tmp_path / "attention" / "attention.npz")
+    for scale, k in enumerate(SMOKE.attention_maps):
+        alpha, beta, gate = maps[f"alpha_{scale}"], maps[f"beta_{scale}"], maps[f"gate_{scale}"]
+        assert alpha.shape == (k, 32 >> scale, 48 >> scale) and beta.shape == (k, 40 >> scale, 56 >> scale)
+        np.testing.assert_allclose(alpha.sum(axis=(1, 2)), 1, rtol=1e-5)  # Eq. 4: over exemplar positions
+        np.testing.assert_allclose(beta.sum(axis=0), 1, rtol=1e-5)  # Eq. 7: over the K maps
+        assert gate.shape == (k,) and ((0 < gate) & (gate < 1)).all()  # Eq. 6
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: one line naming the file, a non-zero exit, no traceback, nothing lost
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(files, tmp_path_factory) -> dict[str, tuple[str, dict[str, object], Path | str, str]]:
+    """Case name -> (command, options changed from a good call, what the error names, what it says)."""
+    bad = tmp_path_factory.mktemp("bad")
+    corrupt = bad / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" + bytes(range(256)))
+    notes = bad / "notes.png"
+    notes.write_text("a label map, honest\n")
+    gray, rgba, gray16 = bad / "gray.png", bad / "rgba.png", bad / "gray16.png"
+    Image.fromarray(read_png(files.exemplar_a)[..., 0]).save(gray)
+    Image.fromarray(read_png(files.exemplar_a)).convert("RGBA").save(rgba)
+    Image.fromarray(read_png(files.exemplar_a)[..., 0].astype(np.uint16) * 257).save(gray16)
+    rgb16 = write_png16_rgb(bad / "rgb16.png", read_png(files.exemplar_a).astype(np.uint16) * 257)
+    unknown_value = bad / "value_200.png"
+    values = blocky_labels(40, 56, 0)
+    values[:8, :8] = 200
+    write_label_map(unknown_value, values)
+    tiny = bad / "tiny.png"
+    write_label_map(tiny, blocky_labels(4, 4, 0))
+    random_bytes = bad / "random.pt"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(512))
+    other_params = bad / "other_params.pt"
+    payload = torch.load(files.model, weights_only=True)
+    payload["model"]["ngf"] = 2 * payload["model"]["ngf"]
+    torch.save(payload, other_params)
+    no_exemplar_label = {"--exemplar-label": None}
+    return {
+        "missing label map": ("synthesize", {"--label": bad / "nope.png"}, bad / "nope.png", "missing"),
+        "missing exemplar": ("synthesize", {"--exemplar": bad / "nope.jpg"}, bad / "nope.jpg", "not found"),
+        "corrupt exemplar": ("synthesize", {"--exemplar": corrupt}, corrupt, "not a readable image"),
+        "text file as label map": ("synthesize", {"--label": notes}, notes, "not a readable PNG"),
+        "grayscale exemplar": ("synthesize", {"--exemplar": gray}, gray, "8-bit grayscale"),
+        "rgba exemplar": ("synthesize", {"--exemplar": rgba}, rgba, "RGBA"),
+        "16-bit grayscale exemplar": ("synthesize", {"--exemplar": gray16}, gray16, "16-bit grayscale"),
+        "16-bit rgb exemplar": ("synthesize", {"--exemplar": rgb16}, rgb16, "16 bits per channel"),
+        "rgb image as label map": ("synthesize", {"--label": files.exemplar_a}, files.exemplar_a, "single-channel"),
+        "label value of no class": ("synthesize", {"--label": unknown_value}, unknown_value, "[200]"),
+        "class the model does not know": (
+            "synthesize",
+            {"--model": files.few_classes_model},
+            files.label,
+            "the model does not know (it has 8)",
+        ),
+        "exemplar label of another size": (
+            "synthesize",
+            {"--exemplar-label": files.labels_b},
+            files.labels_b,
+            "label map is 40x48 but its exemplar",
+        ),
+        "label map too small": ("synthesize", {"--label": tiny}, tiny, "at least 8 px per side"),
+        "missing model": ("synthesize", {"--model": bad / "none.pt"}, bad / "none.pt", "generator file not found"),
+        "corrupt model": ("synthesize", {"--model": random_bytes}, random_bytes, "not a readable torch file"),
+        "parser as model": ("synthesize", {"--model": files.parser}, files.parser, "not a saved generator"),
+        "model with other params": ("synthesize", {"--model": other_params}, other_params, "do not fit"),
+        "missing parser": (
+            "synthesize",
+            no_exemplar_label | {"--parser": bad / "none.pt"},
+            bad / "none.pt",
+            "needed to parse",
+        ),
+        "oracle parser": (
+            "synthesize",
+            no_exemplar_label | {"--parser": files.oracle_parser},
+            files.oracle_parser,
+            "cannot parse",
+        ),
+        "attention of a model without msca": (
+            "synthesize",
+            {"--model": files.gap_model, "--attention": bad / "maps"},
+            files.gap_model,
+            "no MSCA attention",
+        ),
+        "style interpolation without msca": ("interpolate", {"--model": files.gap_model}, files.gap_model, "MSCA"),
+        "attention directory is a file": (
+            "synthesize",
+            {"--attention": files.label},
+            files.label,
+            "is a file, not a directory",
+        ),
+        "unknown device": ("synthesize", {"--device": "gpu"}, "--device gpu", "not a torch device"),
+        "t outside 0..1": ("interpolate", {"--t": 1.5}, "--t", "[0, 1]"),
+        "one step": ("interpolate", {"--t": None, "--steps": 1}, "--steps", "at least 2"),
+        "patch larger than the label map": (
+            "extrapolate",
+            {"--patch": 48},
+            files.label,
+            "smaller than the 48 px patch",
+        ),
+    }
+
+
+BAD_CASES = [
+    "missing label map",
+    "missing exemplar",
+    "corrupt exemplar",
+    "text file as label map",
+    "grayscale exemplar",
+    "rgba exemplar",
+    "16-bit grayscale exemplar",
+    "16-bit rgb exemplar",
+    "rgb image as label map",
+    "label value of no class",
+    "class the model does not know",
+    "exemplar label of another size",
+    "label map too small",
+    "missing model",
+    "corrupt model",
+    "parser as model",
+    "model with other params",
+    "missing parser",
+    "oracle parser",
+    "attention of a model without msca",
+    "attention directory is a file",
+    "style interpolation without msca",
+    "unknown device",
+    "t outside 0..1",
+    "one step",
+    "patch larger than the label map",
+]
+
+
+def assert_one_line_error(result, named: Path | str, says: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(named) in line and says in line, line
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_bad_input_is_one_line_naming_it_and_the_previous_output_survives(files, bad_inputs, tmp_path, case):
+    command, changed, named, says = bad_inputs[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    output = out / "result.png"
+    output.write_bytes(b"a good output from an earlier run")
+    if command == "interpolate":
+        good = interpolate_options(files, output) | {"--t": 0.5}
+    else:
+        good = synthesize_options(files, output)
+    given = [path for path in changed.values() if isinstance(path, Path)]
+    existed = [path.exists() for path in given]
+    assert_one_line_error(invoke(command, good | changed), named, says)
+    assert [p.name for p in out.iterdir()] == ["result.png"], "no partial or temporary file is left"
+    assert output.read_bytes() == b"a good output from an earlier run"
+    assert [path.exists() for path in given] == existed, "no path given was created (e.g. --attention) or removed"
+
+
+def test_every_bad_case_built_is_run(bad_inputs):
+    assert sorted(bad_inputs) == sorted(BAD_CASES)
+
+
+@pytest.mark.parametrize(
+    ("output", "says"),
+    [("dir.png", "is a directory"), ("out.jpg", "ending in .png"), ("file.png/out.png", "is a file, not a directory")],
+)
+def test_an_output_path_that_cannot_take_a_png_is_refused_before_any_work(files, tmp_path, output, says):
+    (tmp_path / "dir.png").mkdir()
+    (tmp_path / "dir.png" / "keep.txt").write_text("kept")
+    (tmp_path / "file.png").write_bytes(b"kept")
+    result = invoke("synthesize", synthesize_options(files, tmp_path / output))
+    assert_one_line_error(result, tmp_path / output, says)
+    assert (tmp_path / "dir.png" / "keep.txt").read_text() == "kept" and (tmp_path / "file.png").read_bytes() == b"kept"
+
+
+def test_every_command_explains_itself(files):
+    for command in ("synthesize", "interpolate", "extrapolate"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "--label" in result.output and "--model" in result.output
