@@ -27,6 +27,9 @@ ModelOption = Annotated[Path, typer.Option(help="Generator file written by the t
 ParserOption = Annotated[
     Path, typer.Option(help="Label parser that parses an exemplar given without its label map (the parser stage's).")
 ]
+ExemplarLabelOption = Annotated[
+    Path | None, typer.Option(help="The exemplar's label map c̃2, of its size (default: parsed by --parser).")
+]
 DeviceOption = Annotated[
     str | None, typer.Option(help="Torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu).")
 ]
@@ -53,9 +56,7 @@ def synthesize(
     label: LabelOption,
     exemplar: Annotated[Path, typer.Option(help="Exemplar photo x2 whose style to paint with (8-bit RGB).")],
     output: OutputOption,
-    exemplar_label: Annotated[
-        Path | None, typer.Option(help="The exemplar's label map c̃2, of its size (default: parsed by --parser).")
-    ] = None,
+    exemplar_label: ExemplarLabelOption = None,
     attention: Annotated[
         Path | None,
         typer.Option(help="Also write the MSCA attention maps of every scale (Fig. 6) into this directory."),
@@ -144,9 +145,7 @@ def extrapolate(
     ],
     exemplar: Annotated[Path, typer.Option(help="Exemplar patch x2 whose style to extend (8-bit RGB).")],
     output: OutputOption,
-    exemplar_label: Annotated[
-        Path | None, typer.Option(help="The exemplar's label map c̃2, of its size (default: parsed by --parser).")
-    ] = None,
+    exemplar_label: ExemplarLabelOption = None,
     patch: Annotated[
         int | None, typer.Option(help="Side of the square patches synthesized (default: the exemplar's shorter side).")
     ] = None,
