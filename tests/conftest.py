@@ -9,8 +9,9 @@ from tests._repo import copy_repo, run, smoke_params
 
 @pytest.fixture(scope="session")
 def smoke_repo(tmp_path_factory):
-    """`dvc repro` of the smoke preset in a temporary copy of the repo."""
+    """The smoke preset built by the whole-DAG Prefect flow (`python -m pipeline.dag`, one `dvc repro --single-item`
+    task per stage) in a temporary copy of the repo; its stdout carries each stage's DVC output."""
     root = tmp_path_factory.mktemp("repo")
     env = copy_repo(root, smoke_params())
-    first = run([sys.executable, "-m", "dvc", "repro"], root, env)
+    first = run([sys.executable, "-m", "pipeline.dag"], root, env)
     return root, env, first

@@ -1,0 +1,57 @@
+"""End to end: the whole-DAG Prefect flow built the smoke pipeline (the `smoke_repo` fixture runs it).
+
+That a plain `dvc repro` after it runs nothing is test_pipeline_e2e.py's test_second_repro_runs_nothing.
+"""
+
+import json
+import sys
+from datetime import datetime
+
+import pytest
+from dvc.repo import Repo
+
+from tests._repo import run
+
+pytestmark = pytest.mark.e2e
+
+# Run in the smoke repo: the task runs of the first `dvc-dag` flow run in its Prefect database, as JSON.
+TASK_RUNS = """
+import json
+
+from prefect import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import FlowRunSort
+
+with get_client(sync_client=True) as client:
+    first, *_ = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=["dvc-dag"])), sort=FlowRunSort.START_TIME_ASC
+    )
+    task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[first.id])))
+names = {task_run.id: task_run.name for task_run in task_runs}
+print(json.dumps([
+    {
+        "name": task_run.name,
+        "state": task_run.state_type.value,
+        "start": task_run.start_time.isoformat(),
+        "end": task_run.end_time.isoformat(),
+        "wait_for": [names[upstream.id] for upstream in task_run.task_inputs.get("wait_for", [])],
+    }
+    for task_run in task_runs
+]))
+"""
+
+
+def test_the_flow_ran_every_stage_as_a_prefect_task_after_its_upstream_stages(smoke_repo):
+    root, env, _ = smoke_repo
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # edges point from a stage to the stages it depends on
+        upstream = {stage.name: {up.name for up in graph.successors(stage)} for stage in graph}
+    query_env = {**env, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    task_runs = json.loads(run([sys.executable, "-c", TASK_RUNS], root, query_env).stdout)
+    by_stage = {task_run["name"]: task_run for task_run in task_runs}
+    assert len(task_runs) == len(by_stage) and set(by_stage) == set(upstream) and len(upstream) == 13
+    for stage, task_run in by_stage.items():
+        assert task_run["state"] == "COMPLETED", stage
+        assert set(task_run["wait_for"]) == upstream[stage], stage
+        started = datetime.fromisoformat(task_run["start"])
+        assert all(datetime.fromisoformat(by_stage[up]["end"]) <= started for up in upstream[stage]), stage
