@@ -1,9 +1,12 @@
 """End to end: `dvc repro` of configs/smoke.yaml in a temporary copy of the repo."""
 
+import json
 import os
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -220,24 +223,74 @@ def test_report_embeds_the_table_and_every_figure(smoke_repo):
     assert all(f"figures/{name}" in markdown for name in names)
 
 
-def test_an_evaluation_param_experiment_reruns_only_the_evaluation_stages(smoke_repo):
-    """`dvc exp run -S tasks.max_scenes=...`: data, parser and training stay cached; the metrics change."""
-    import json
+EVALUATION_STAGES = {"tasks", "evaluate@full", "evaluate@gap", "baselines", "report"}
 
+
+def stage_runs_of_experiment(root: Path, env: dict, name: str) -> dict[str, dict[str, str]]:
+    """Stage name -> tags of the MLflow stage runs made inside DVC experiment `name`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`egsynth.dvc_exp_name` = '{name}' and tags.`egsynth.kind` = 'stage'",
+        max_results=100,
+    )
+    return {run.data.tags[tracking.STAGE]: run.data.tags for run in runs}
+
+
+def test_an_evaluation_param_experiment_reruns_only_the_evaluation_stages(smoke_repo):
+    """`dvc exp run -S tasks.max_scenes=...`: data, parser and training stay cached; the metrics change;
+    params, metrics and plots diff; the MLflow runs carry the experiment's name and baseline revision."""
     root, env, _ = smoke_repo
     git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
     run([*git, "add", "-A"], root, env)
     run([*git, "commit", "-q", "-m", "baseline pipeline"], root, env)
+    baseline = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
     cases = pd.read_parquet(root / "data" / "eval" / "cases.parquet")
     fewer = cases["image_id"].nunique() - 1
-    experiment = run([sys.executable, "-m", "dvc", "exp", "run", "-S", f"tasks.max_scenes={fewer}"], root, env)
-    reran = set(re.findall(r"Running stage '([^']+)'", experiment.stdout))
-    assert reran == {"tasks", "evaluate@full", "evaluate@gap", "baselines", "report"}
-    diff = json.loads(run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], root, env).stdout)
-    changed = diff["reports/metrics.json"]
-    assert any(key.startswith("full.") for key in changed) and any(key.startswith("gap.") for key in changed)
-    shown = run([sys.executable, "-m", "dvc", "exp", "show", "--csv"], root, env).stdout
-    assert "tasks.max_scenes" in shown and str(fewer) in shown
+    dvc = [sys.executable, "-m", "dvc"]
+    experiment = run([*dvc, "exp", "run", "-n", "fewer-scenes", "-S", f"tasks.max_scenes={fewer}"], root, env)
+    assert set(re.findall(r"Running stage '([^']+)'", experiment.stdout)) == EVALUATION_STAGES
+
+    params = json.loads(run([*dvc, "params", "diff", "--json"], root, env).stdout)
+    assert params["params.yaml"] == {"tasks.max_scenes": {"old": None, "new": fewer}}
+    metrics = json.loads(run([*dvc, "metrics", "diff", "--json"], root, env).stdout)["reports/metrics.json"]
+    assert any(key.startswith("full.") for key in metrics) and any(key.startswith("gap.") for key in metrics)
+    plots = json.loads(run([*dvc, "plots", "diff", "--json"], root, env).stdout)["data"]
+    curves = {name for name, content in plots.items() if "plots/train/" in name and content}
+    assert curves, f"no training curve in `dvc plots diff`: {sorted(plots)}"
+    shown = run([*dvc, "exp", "show", "--csv"], root, env).stdout
+    assert "fewer-scenes" in shown and "tasks.max_scenes" in shown and str(fewer) in shown
+
+    tags = stage_runs_of_experiment(root, env, "fewer-scenes")
+    assert set(tags) == EVALUATION_STAGES, "exactly the stages DVC re-ran are MLflow runs of the experiment"
+    assert {stage_tags["egsynth.dvc_exp_baseline_rev"] for stage_tags in tags.values()} == {baseline}
+
+
+def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smoke_repo):
+    """`dvc exp run --queue` + `dvc queue start`: DVC runs it in a copy under .dvc/tmp/exps; its metrics
+    reach `dvc exp show` and its stage runs reach MLflow under the experiment's name."""
+    root, env, _ = smoke_repo
+    dvc = [sys.executable, "-m", "dvc"]
+    cases = pd.read_parquet(root / "data" / "eval" / "cases.parquet")  # the workspace holds the last experiment
+    fewer = cases["image_id"].nunique() - 1
+    run([*dvc, "exp", "run", "--queue", "-n", "queued-scenes", "-S", f"tasks.max_scenes={fewer}"], root, env)
+    run([*dvc, "queue", "start"], root, env)
+    deadline = time.monotonic() + 600
+    while True:
+        status = run([*dvc, "queue", "status"], root, env).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        assert time.monotonic() < deadline, f"queued experiment still running after 10 minutes:\n{status}"
+        time.sleep(5)
+    assert re.search(r"queued-scenes.*Success", status), status
+    shown = run([*dvc, "exp", "show", "--csv"], root, env).stdout
+    (row,) = [line for line in shown.splitlines() if "queued-scenes" in line]
+    assert str(fewer) in row.split(",")
+    tags = stage_runs_of_experiment(root, env, "queued-scenes")
+    assert set(tags) == EVALUATION_STAGES
 
 
 def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):
