@@ -118,6 +118,7 @@ def test_retrieving_picks_the_lowest_energy_candidate_from_the_top_of_the_pool(b
 
 def test_retrieving_ground_truth_is_color_corrected_toward_the_exemplar(built):
     _, _, _, cases, _ = built
+
     def mean_color(array: np.ndarray) -> np.ndarray:
         return array.reshape(-1, 3).mean(0)
 
