@@ -2,7 +2,8 @@
 
 Synthetic data of the manifest's sizes (patch pairs in phase 1; plus global images in phase 2);
 every step updates D, every `train.generator_every`-th step also G, so a run of that many steps
-is one full cycle. Run: .venv/bin/python benchmarks/train_step.py [--params params.yaml]
+is one full cycle: one untimed cycle warms up, the next two are timed.
+Run: .venv/bin/python benchmarks/train_step.py [--params params.yaml]
 [--variants full gap] [--phase 1] [--device cpu|cuda]
 """
 
@@ -48,14 +49,17 @@ class RandomPairs(Dataset):
 
 
 def seconds_per_step(params, variant: str, phase: int, device: torch.device) -> float:
-    steps = params.train.generator_every * 2
+    """Mean seconds of the steps after a first, untimed cycle of `generator_every` steps (warm-up:
+    allocator, cuDNN autotuning, DataLoader start), over two more cycles."""
+    cycle = params.train.generator_every
+    steps = 3 * cycle
     count = steps * params.train.batch_size
     cross = RandomPairs(count, params.manifest.patch_size)
     global_ = RandomPairs(count, params.manifest.image_size) if phase == 2 else None
-    vgg = VGGFeatures(backbone="random", seed=0, num_scales=params.model.num_scales)
+    vgg = VGGFeatures(backbone="random", seed=0, num_scales=params.model.num_scales).to(device)
     model = params.model.model_copy(update={"backbone": "random"})
+    stamps: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        start = time.perf_counter()
         train_gan(
             generator=build_generator(variant, model),
             discriminator=build_discriminator(params.train),
@@ -66,9 +70,10 @@ def seconds_per_step(params, variant: str, phase: int, device: torch.device) -> 
             checkpoint_path=Path(scratch) / "checkpoint.pt",
             params={},
             device=device,
+            on_step=lambda step, _losses: stamps.__setitem__(step, time.perf_counter()),
             progress=False,
         )
-        return (time.perf_counter() - start) / steps
+    return (stamps[steps] - stamps[cycle]) / (steps - cycle)
 
 
 def main() -> None:
@@ -76,9 +81,12 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--variants", nargs="+", default=["full", "gap"])
     parser.add_argument("--phase", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--batch-size", type=int, help="overrides train.batch_size (per device)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     params = load_params(args.params)
+    if args.batch_size:
+        params = params.model_copy(update={"train": params.train.model_copy(update={"batch_size": args.batch_size})})
     device = torch.device(args.device)
     times = {}
     for variant in args.variants:
