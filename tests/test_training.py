@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch.utils.data import default_collate
 
 from egsynth.models.generator import VARIANTS
 from egsynth.training import (
@@ -104,6 +106,24 @@ def test_every_variant_trains_with_finite_losses_and_changing_weights(variant, t
     assert (result.losses["g_kl"] > 0) == (variant == "spade_vae")
     assert len(changed(g_before, trainable(generator))) > 0.8 * len(g_before)
     assert changed(d_before, trainable(discriminator)) == d_before.keys()
+
+
+def test_lambda_l1_adds_exactly_the_weighted_pixel_l1_and_changes_no_other_term(tmp_path, one_thread):
+    variant = "full"
+    epochs = two_phase_epochs(variant, cross_items=2)[:1]  # one step of batch 2: items 0 and 1
+    batch = default_collate([epochs[0].cross[0], epochs[0].cross[1]])
+    with torch.no_grad():
+        first_output = build(variant)[0](batch["target_labels"], batch["exemplar"], batch["exemplar_labels"]).image
+    expected_l1 = F.l1_loss(first_output, batch["target"]).item()
+
+    paper, _, _ = run(variant, epochs, tmp_path / "paper.pt", train=tiny_train())
+    with_l1, _, _ = run(variant, epochs, tmp_path / "l1.pt", train=tiny_train(lambda_l1=2.5))
+    paper_terms, l1_terms = paper.history[0], with_l1.history[0]
+    assert paper_terms["g_l1"] == 0
+    assert l1_terms["g_l1"] == pytest.approx(2.5 * expected_l1, rel=1e-5)
+    for term in ("g_gan", "g_feat", "g_vgg", "d_real", "d_fake"):
+        assert l1_terms[term] == pytest.approx(paper_terms[term], rel=1e-5), term
+    assert l1_terms["g_loss"] == pytest.approx(paper_terms["g_loss"] + l1_terms["g_l1"], rel=1e-5)
 
 
 # ----------------------------------------------------------------------------

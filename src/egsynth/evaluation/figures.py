@@ -34,7 +34,19 @@ DPI = 110
 HEADER_WIDTH = 18  # characters per line of a column header before it wraps
 HEAT_MAP = "turbo"  # attention heat maps (Fig. 6)
 RATIO_MAP = "jet"  # the transfer matrix, blue (0) to red (1) as in Fig. 10
-LOSS_ORDER = ("g_loss", "d_loss", "g_gan", "g_feat", "g_vgg", "g_kl", "d_real", "d_fake", "g_grad_norm", "d_grad_norm")
+LOSS_ORDER = (
+    "g_loss",
+    "d_loss",
+    "g_gan",
+    "g_feat",
+    "g_vgg",
+    "g_l1",
+    "g_kl",
+    "d_real",
+    "d_fake",
+    "g_grad_norm",
+    "d_grad_norm",
+)
 """Panel order of `loss_curves`: the totals, their terms, the gradient norms (`training/gan.py`); others follow."""
 
 # ---------------------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ Per iteration, with a cross batch (x_p, c_p, x_q, c̃_q) and, in epochs that hav
     L_D = adv_D(D(x_p, c_p, x_q, c̃_q), D(x̂_p, c_p, x_q, c̃_q)) + λ adv_D(D(x, c, x, c̃), D(x̂, c, x, c̃))
     L_G = adv_G(D(x̂_p, ...)) + L_spade(x̂_p, x_p) + λ {adv_G(D(x̂, ...)) + L_spade(x̂, x)}  (Eq. 11)
 
-with L_spade = lambda_feat * feature matching + lambda_vgg * VGG perceptual loss ([38]), plus
-lambda_kl * KL(mu, logvar) per task for the `spade_vae` baseline; adv is `gan_loss` in `train.gan_loss`
-form (hinge or the log form of Eq. 11). Eq. 12's min-max alternates: D is updated every iteration,
-G every `generator_every` iterations (Sec. 4: "every 5 iterations"), on the steps that are multiples
-of it (steps count from 1). Both use Adam(lr, betas).
+with L_spade = lambda_feat * feature matching + lambda_vgg * VGG perceptual loss ([38]) + lambda_l1 *
+pixel L1 (not in the paper, where it is 0), plus lambda_kl * KL(mu, logvar) per task for the `spade_vae`
+baseline; adv is `gan_loss` in `train.gan_loss` form (hinge or the log form of Eq. 11). Eq. 12's
+min-max alternates: D is updated every iteration, G every `generator_every` iterations (Sec. 4:
+"every 5 iterations"), on the steps that are multiples of it (steps count from 1). Both use
+Adam(lr, betas).
 
 Order within an iteration (pix2pixHD's): one G forward; L_G through the current D (its weights
 frozen for that backward), L_D on x̂ detached; then, only if every loss and gradient is finite on
@@ -51,6 +52,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
@@ -83,7 +85,7 @@ log = logging.getLogger(__name__)
 BATCH_KEYS = ("target", "target_labels", "exemplar", "exemplar_labels")
 """x_p [B, 3, P, P], c_p [B, C, P, P], x_q [B, 3, P, P], c̃_q [B, C, P, P] (global batches: x, c, x, c̃)."""
 D_TERMS = ("d_real", "d_fake")
-G_TERMS = ("g_gan", "g_feat", "g_vgg", "g_kl")
+G_TERMS = ("g_gan", "g_feat", "g_vgg", "g_l1", "g_kl")
 
 # ----------------------------------------------------------------------------
 # data and results
@@ -492,7 +494,8 @@ def _iteration(
     """Backward of L_G (when update_g) and L_D for one iteration; returns the loss terms and gradient norms.
 
     The terms are returned weighted as they enter the totals (task weight, lambda_feat, lambda_vgg,
-    lambda_kl), so d_loss = d_real + d_fake and g_loss = g_gan + g_feat + g_vgg + g_kl. No optimizer steps.
+    lambda_l1, lambda_kl), so d_loss = d_real + d_fake and g_loss = g_gan + g_feat + g_vgg + g_l1 + g_kl.
+    No optimizer steps.
     """
     mode = config.gan_loss
     with torch.set_grad_enabled(update_g):
@@ -512,6 +515,8 @@ def _iteration(
                 g["g_feat"] = g["g_feat"] + weight * config.lambda_feat * feature_matching_loss(fake_d, real_d)
                 if perceptual is not None and config.lambda_vgg > 0:
                     g["g_vgg"] = g["g_vgg"] + weight * config.lambda_vgg * perceptual(out.image, batch["target"])
+                if config.lambda_l1 > 0:
+                    g["g_l1"] = g["g_l1"] + weight * config.lambda_l1 * F.l1_loss(out.image, batch["target"])
                 if out.mu is not None and config.lambda_kl > 0:
                     g["g_kl"] = g["g_kl"] + weight * config.lambda_kl * kl_loss(out.mu, out.logvar)
             sum(g.values()).backward()
