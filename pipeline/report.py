@@ -37,15 +37,9 @@ def read_png(path: str) -> np.ndarray:
         return np.asarray(image)
 
 
-def read_labels(path: str) -> np.ndarray:
-    """A case's label PNG (stuffthingmaps values) as class indices, for `colorize_labels`."""
-    with Image.open(path) as image:
-        size = image.width
-    return read_label_indices(path, size)
-
-
-def qualitative_grids(variants: list[str], cases: pd.DataFrame, out: Path) -> list[Figure]:
-    """Fig. 4 per task: inputs, each variant's output and the ground truth for the example cases."""
+def qualitative_grids(variants: list[str], cases: pd.DataFrame, out: Path, *, image_size: int) -> list[Figure]:
+    """Fig. 4 per task: inputs, each variant's output and the ground truth for the example cases (whose
+    PNGs the tasks stage wrote at `image_size`)."""
     samples = {}
     for variant in variants:
         with np.load(EVALUATIONS / variant / SAMPLES_NAME) as data:
@@ -56,8 +50,8 @@ def qualitative_grids(variants: list[str], cases: pd.DataFrame, out: Path) -> li
         grid = []
         for _, case in rows.iterrows():
             columns = {
-                "target labels": read_labels(case["labels_path"]),
-                "parsed exemplar labels": read_labels(case["exemplar_labels_path"]),
+                "target labels": read_label_indices(case["labels_path"], image_size),
+                "parsed exemplar labels": read_label_indices(case["exemplar_labels_path"], image_size),
                 "exemplar": read_png(case["exemplar_path"]),
             }
             columns |= {variant: samples[variant][case["case_id"]] for variant in variants}
@@ -82,7 +76,7 @@ def report_stage(params: Params) -> None:
         baselines = json.loads((METRICS_DIR / "baselines.json").read_text())
         metrics = combine(payloads, baselines)
         cases = read_cases(CASES)
-        made = qualitative_grids(variants, cases, staging)
+        made = qualitative_grids(variants, cases, staging, image_size=params.manifest.image_size)
         curves = {v: pd.read_csv(CURVES / f"{v}.csv") for v in variants}
         figures.loss_curves(curves, staging / "loss_curves.png")
         made.append(

@@ -2,8 +2,9 @@
 
 `combine` gathers the evaluation files into `reports/metrics.json` (model -> task -> metric, the
 file `dvc metrics show` reads); `markdown_report` and `html_report` render the same table (rows task x
-metric, columns models, the best of each row marked) beside the paper's COCO-stuff numbers, then the
-figures. The HTML embeds every figure, so the one file is the whole report.
+metric, columns models, the best of each row marked) beside the paper's COCO-stuff numbers, each trained
+variant's duplicating PSNR against the baselines, then the figures. The HTML embeds every figure, so
+the one file is the whole report.
 """
 
 from __future__ import annotations
@@ -127,6 +128,32 @@ def markdown_table(rows: list[Row], models: list[str], paper_variants: list[str]
     return "\n".join(lines)
 
 
+CHECK_TASK, CHECK_METRIC = "duplicating", "psnr"
+CHECK_INTRO = (
+    "Each trained variant against the baselines on the duplicating task's PSNR, where a trained model "
+    "should beat both (the exemplar is the ground truth itself):"
+)
+
+
+def baseline_check(metrics: dict, models: list[str]) -> list[str]:
+    """One line per trained model among `models` (the report's columns): its duplicating PSNR and, for
+    each baseline among `models`, whether and by how much it is above or below it. Empty without a
+    baseline."""
+    baselines = [m for m in models if m in BASELINES and CHECK_TASK in metrics[m]]
+    if not baselines:
+        return []
+    lines = []
+    for model in (m for m in models if m not in BASELINES and CHECK_TASK in metrics[m]):
+        value = metrics[model][CHECK_TASK][CHECK_METRIC]
+        comparisons = []
+        for baseline in baselines:
+            other = metrics[baseline][CHECK_TASK][CHECK_METRIC]
+            side = "above" if value > other else "below" if value < other else "level with"
+            comparisons.append(f"{side} {_model_name(baseline)} {other:.2f} ({value - other:+.2f} dB)")
+        lines.append(f"{model} {value:.2f} dB: " + ", ".join(comparisons))
+    return lines
+
+
 @dataclass(frozen=True)
 class Figure:
     path: Path  # the PNG, under reports/figures/
@@ -136,6 +163,11 @@ class Figure:
 
 def _backbone_lines(backbones: dict[str, str]) -> list[str]:
     return [f"- {METRIC_NAMES[metric]}: {label}" for metric, label in backbones.items()]
+
+
+def _check_markdown(metrics: dict, models: list[str]) -> list[str]:
+    lines = baseline_check(metrics, models)
+    return [CHECK_INTRO, "", *(f"- {line}" for line in lines), ""] if lines else []
 
 
 def markdown_report(
@@ -151,6 +183,7 @@ def markdown_report(
         "",
         markdown_table(rows, models, paper_variants),
         "",
+        *_check_markdown(metrics, models),
         NOT_COMPARABLE,
         "",
         "Backbones behind each metric:",
@@ -199,6 +232,14 @@ def html_report(metrics: dict, models: list[str], figures: list[Figure], *, case
         metric = html.escape(METRIC_NAMES[row.metric])
         body.append(f'<tr{first}><td class="task">{row.task}</td><td class="metric">{metric}</td>{cells}</tr>')
     backbones = "".join(f"<li>{html.escape(line[2:])}</li>" for line in _backbone_lines(metrics["backbones"]))
+    checks = baseline_check(metrics, models)
+    check_html = (
+        f'<p>{html.escape(CHECK_INTRO)}</p><ul id="baseline-check">'
+        + "".join(f"<li>{html.escape(line)}</li>" for line in checks)
+        + "</ul>"
+        if checks
+        else ""
+    )
     figure_html = []
     for figure in figures:
         data = base64.b64encode(figure.path.read_bytes()).decode("ascii")
@@ -216,6 +257,7 @@ def html_report(metrics: dict, models: list[str], figures: list[Figure], *, case
         f"highlighted. Cases per task: {html.escape(case_text)}.</p>"
         f'<table id="table-1"><thead><tr><th>task</th><th>metric</th>{head}</tr></thead><tbody>{"".join(body)}'
         "</tbody></table>"
+        f"{check_html}"
         f'<p class="note">{html.escape(NOT_COMPARABLE)}</p>'
         f"<p>Backbones behind each metric:</p><ul>{backbones}</ul>"
         f"{''.join(figure_html)}</body></html>\n"

@@ -66,11 +66,10 @@ def example_cases(cases: pd.DataFrame, *, per_task: int, seed: int) -> pd.DataFr
 
 
 class Showcase:
-    """Runs one generator on chosen cases and writes its figures under `out`."""
+    """Runs one generator on the cases each figure chooses and writes its figures under `out`."""
 
-    def __init__(self, generator: Generator, cases: pd.DataFrame, *, image_size: int, device: torch.device, out: Path):
+    def __init__(self, generator: Generator, *, image_size: int, device: torch.device, out: Path):
         self.generator = generator.eval()
-        self.cases = cases
         self.image_size = image_size
         self.device = device
         self.out = out
@@ -238,7 +237,7 @@ def variant_showcase(
     out: Path,
 ) -> None:
     """Write `samples.npz`, every figure the variant supports, and `figures.json` into `out`."""
-    showcase = Showcase(generator, cases, image_size=image_size, device=device, out=out)
+    showcase = Showcase(generator, image_size=image_size, device=device, out=out)
     examples = example_cases(cases, per_task=config.examples, seed=config.seed)
     showcase.samples(examples)
     duplicating = example_cases(cases[cases["task"] == "duplicating"], per_task=config.swap_size, seed=config.seed)
