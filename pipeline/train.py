@@ -36,9 +36,9 @@ MANIFESTS = Path("data/processed")
 PRETRAINED = Path("models/pretrain.pt")
 
 
-def epoch_data(params: Params, variant: str) -> list[EpochData]:
+def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> list[EpochData]:
     """The datasets of every epoch, phase 1 then phase 2, in the manifest's order."""
-    tables = read_manifests(MANIFESTS)
+    tables = read_manifests(manifests)
     scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
     sizes = {
         "image_size": params.manifest.image_size,
