@@ -193,7 +193,7 @@ class TrainConfig(_Section):
     """Weight of the VGG perceptual loss inside L_spade (SPADE: 10)."""
     lambda_l1: float = Field(0.0, ge=0)
     """Weight of a pixel L1 term |x̂ - x| added to L_spade. Not in the paper (0 there): it stands in for
-    the colour signal an ImageNet VGG gives the perceptual loss, which a random VGG (offline) lacks."""
+    the color signal an ImageNet VGG gives the perceptual loss, which a random VGG (offline) lacks."""
     lambda_kl: float = Field(0.05, ge=0)
     """Weight of the KL term of the spade_vae baseline (SPADE: 0.05)."""
     ndf: int = Field(64, ge=1)
