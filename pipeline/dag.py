@@ -12,6 +12,7 @@ repo lock.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -34,6 +35,19 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.context import FlowRunContext  # noqa: E402
 from prefect.states import Failed, State  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+
+class NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task that returned a Failed state with exc_info but no exception in flight, which
+    prints a bare "NoneType: None" line under the error; drop that empty exc_info, keep the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+logging.getLogger("prefect.task_runs").addFilter(NoEmptyTraceback())
 
 
 @dataclass(frozen=True)
