@@ -16,7 +16,7 @@ import torch
 from prefect import flow
 from torch.utils.data import DataLoader
 
-from egsynth.config import Params
+from egsynth.config import Params, params_hash
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import phase_rows, read_manifests
@@ -26,7 +26,7 @@ from egsynth.losses import VGGPerceptualLoss
 from egsynth.models.discriminator import build_discriminator
 from egsynth.models.features import VGGFeatures
 from egsynth.models.generator import build_generator, save_generator
-from egsynth.training import EpochData, init_distributed, params_hash, train_gan
+from egsynth.training import EpochData, init_distributed, train_gan
 from egsynth.training.pretrain import initialize_from_pretraining
 from pipeline._stage import run_stage, tracked_stage
 

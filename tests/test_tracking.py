@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 from egsynth import tracking
+from egsynth.config import params_hash
 from egsynth.tracking import (
     dep_tag,
     dvc_md5,
     find_repo_root,
     git_state,
     out_tag,
-    params_hash,
     pipeline_fingerprint,
     stage_run,
     tracking_uri,

@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
+from egsynth.config import params_hash
 from egsynth.models.generator import VARIANTS
 from egsynth.training import (
     CheckpointParamsMismatch,
@@ -22,7 +23,6 @@ from egsynth.training import (
     NonFiniteLossError,
     init_distributed,
     load_checkpoint,
-    params_hash,
     train_gan,
 )
 from egsynth.training.checkpoint import capture_rng_state, restore_rng_state

@@ -7,10 +7,16 @@ stage with one line naming the key, the file and what was expected (`ParamsError
 Numbers of the paper (Sec. 4 "Implementation details", appendices F and G) live in
 `configs/paper.yaml`; `params.yaml` is the embedded CPU default and `configs/smoke.yaml` the tiny
 preset the tests run.
+
+`canonical_params`, `params_hash` and `flatten_params` are the one canonical form of a params mapping,
+shared by training checkpoints (which refuse other params) and MLflow tracking (which keys runs by it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -293,3 +299,26 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
     return parse_params(raw, path)
+
+
+def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` as plain JSON data (tuples become lists, paths strings), the form stored and hashed."""
+    return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of `params` (sorted keys, no whitespace): equal params, equal hash."""
+    text = json.dumps(canonical_params(params), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def flatten_params(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1}} -> {"train.lr": 1}; lists and empty mappings stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat

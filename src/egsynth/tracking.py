@@ -21,7 +21,6 @@ the library needs no tracking server. Only rank 0 of a torchrun job records anyt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from egsynth.config import flatten_params, params_hash
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -105,18 +106,6 @@ def _relative(path: Path, workspace: Path) -> str:
         raise ValueError(f"{path}: not inside the repository {workspace}") from None
 
 
-def flatten(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{"gan": {"lr": 1}} -> {"gan.lr": 1}; lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, prefix=f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _plain(value: Any) -> Any:
     """Mappings -> dicts with str keys, tuples -> lists, recursively: what canonical JSON needs."""
     if isinstance(value, Mapping):
@@ -124,10 +113,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _param_value(value: Any) -> str:
@@ -214,11 +199,6 @@ def git_state(repo_root: Path) -> tuple[str, bool]:
         return "none", True
     status = git("status", "--porcelain", "--untracked-files=no")
     return head.stdout.strip(), status.returncode != 0 or bool(status.stdout.strip())
-
-
-def params_hash(params: Mapping) -> str:
-    """sha256 of the canonical JSON (sorted keys, no whitespace) of `params`."""
-    return hashlib.sha256(_canonical_json(params).encode("utf-8")).hexdigest()
 
 
 def pipeline_fingerprint(commit: str, params: Mapping) -> str:
@@ -318,7 +298,7 @@ def _parent_run_id(client: MlflowClient, experiment_id: str, fingerprint: str, c
         tags={KIND: "pipeline", FINGERPRINT: fingerprint, GIT_COMMIT: commit, PARAMS_HASH: params_hash(all_params)},
     )
     run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten(all_params).items()])
+    client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten_params(all_params).items()])
     client.log_dict(run_id, _plain(all_params), "params.json")
     client.set_terminated(run_id, "FINISHED")  # a grouping, not a process: its stages are the runs
     winner = _find_parents(client, experiment_id, fingerprint)[0].info.run_id
@@ -360,7 +340,7 @@ class StageRun:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step or 0) for key, value in flatten(metrics).items()]
+        batch = [Metric(key, float(value), now, step or 0) for key, value in flatten_params(metrics).items()]
         self._client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
@@ -439,7 +419,7 @@ def stage_run(
     logger.info("stage %s: MLflow run %s (pipeline %s) in %s", stage, run_id, fingerprint, uri)
     run = StageRun(run_id=run_id, parent_run_id=parent_id, fingerprint=fingerprint, _client=client)
     try:
-        client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten(stage_params).items()])
+        client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten_params(stage_params).items()])
         for rel in sorted(table_paths.keys() & dep_md5.keys()):
             _log_table(client, run_id, table_paths[rel], rel, dep_md5[rel], store_root / rel, "input")
 

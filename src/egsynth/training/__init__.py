@@ -4,7 +4,6 @@ from egsynth.training.checkpoint import (
     CheckpointError,
     CheckpointParamsMismatch,
     load_checkpoint,
-    params_hash,
     save_checkpoint,
 )
 from egsynth.training.distributed import DistributedContext, destroy_distributed, init_distributed
@@ -20,7 +19,6 @@ __all__ = [
     "destroy_distributed",
     "init_distributed",
     "load_checkpoint",
-    "params_hash",
     "save_checkpoint",
     "train_gan",
 ]

@@ -15,7 +15,6 @@ model that none of them describes.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import shutil
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from egsynth.config import canonical_params, flatten_params, params_hash
 from egsynth.io import atomic_path
 
 CHECKPOINT_FORMAT = 1
@@ -56,29 +56,9 @@ class CheckpointParamsMismatch(CheckpointError):
 # params
 
 
-def canonical_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """`params` as plain JSON data (tuples become lists, paths strings), the form stored and hashed."""
-    return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
-
-
-def params_hash(params: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of `params` (sorted keys, no whitespace)."""
-    text = json.dumps(canonical_params(params), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
-        return flat
-    return {prefix: value}
-
-
 def params_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Dotted key -> (old, new) for every leaf that differs; a missing leaf reads `<absent>`."""
-    flat_old, flat_new = _flatten(canonical_params(old)), _flatten(canonical_params(new))
+    flat_old, flat_new = flatten_params(canonical_params(old)), flatten_params(canonical_params(new))
     return {
         key: (flat_old.get(key, _ABSENT), flat_new.get(key, _ABSENT))
         for key in sorted(flat_old.keys() | flat_new.keys())
