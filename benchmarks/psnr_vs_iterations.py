@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -31,6 +30,8 @@ from egsynth.config import load_params  # noqa: E402
 from egsynth.data.datasets import SceneLoader, one_hot, to_image_tensor  # noqa: E402
 from egsynth.data.patches import build_manifests, write_manifests  # noqa: E402
 from egsynth.evaluation.evaluate import class_mean_color  # noqa: E402
+from egsynth.evaluation.metrics import psnr  # noqa: E402
+from egsynth.evaluation.tasks import select_test_scenes  # noqa: E402
 from egsynth.losses import VGGPerceptualLoss  # noqa: E402
 from egsynth.models.discriminator import build_discriminator  # noqa: E402
 from egsynth.models.features import VGGFeatures  # noqa: E402
@@ -47,10 +48,9 @@ class StopTraining(Exception):
 
 def duplicating_cases(scenes: pd.DataFrame, parsed: pd.DataFrame, *, count: int, image_size: int, seed: int):
     """(c1 [N, H, W] class indices, x2 = the ground truth [N, 3, H, W] in [-1, 1], c~2 [N, H, W])."""
-    test = scenes[scenes["split"] == "test"].sort_values("image_id")
-    chosen = np.sort(np.random.default_rng([seed, 0]).choice(len(test), size=min(SUBSET, len(test)), replace=False))
+    test = select_test_scenes(scenes, max_scenes=SUBSET, seed=seed).head(count)
     loader = SceneLoader(scenes, parsed, image_size=image_size)
-    items = [loader(int(i)) for i in test.iloc[chosen]["image_id"].to_numpy()[:count]]
+    items = [loader(int(i)) for i in test["image_id"]]
     return (
         torch.stack([torch.from_numpy(s.labels.copy()) for s in items]),
         torch.stack([to_image_tensor(s.image) for s in items]),
@@ -59,16 +59,14 @@ def duplicating_cases(scenes: pd.DataFrame, parsed: pd.DataFrame, *, count: int,
 
 
 @torch.no_grad()
-def psnr(synthesize, cases, device: torch.device, batch_size: int = 16) -> float:
-    """Mean PSNR (dB, [0, 1] data range) of synthesize(c1, x2, c~2) against x2 over the cases."""
+def mean_psnr(synthesize, cases, device: torch.device, batch_size: int = 16) -> float:
+    """Mean PSNR (dB) of synthesize(c1, x2, c~2) against x2 over the cases."""
     labels, images, parsed = cases
     values = []
     for start in range(0, len(images), batch_size):
         c1, c2 = (one_hot(t[start : start + batch_size].to(device)) for t in (labels, parsed))
         x2 = images[start : start + batch_size].to(device)
-        fake = ((synthesize(c1, x2, c2) + 1) / 2).clamp(0, 1)
-        mse = (fake - (x2 + 1) / 2).pow(2).flatten(1).mean(1)
-        values.append((10 * torch.log10(1 / mse)).cpu())
+        values.append(psnr(synthesize(c1, x2, c2), x2).cpu())
     return float(torch.cat(values).mean())
 
 
@@ -108,7 +106,7 @@ def main() -> None:
         scenes, parsed, count=args.eval_scenes, image_size=params.manifest.image_size, seed=params.tasks.seed
     )
     setting = {"variant": args.variant} | {k: getattr(train, k) for k in overrides}
-    print(json.dumps({"model": "class_mean", "psnr": round(psnr(class_mean_color, cases, device), 3)}), flush=True)
+    print(json.dumps({"model": "class_mean", "psnr": round(mean_psnr(class_mean_color, cases, device), 3)}), flush=True)
 
     generator = build_generator(args.variant, params.model)
     initialize_from_pretraining(generator, torch.load(PRETRAINED, weights_only=True)["state"])
@@ -120,7 +118,7 @@ def main() -> None:
     def report(step: int, losses: dict[str, float]) -> None:
         clock["training"] += time.perf_counter() - clock["since"]
         generator.eval()
-        value = psnr(lambda c1, x2, c2: generator(c1, x2, c2).image, cases, device)
+        value = mean_psnr(lambda c1, x2, c2: generator(c1, x2, c2).image, cases, device)
         generator.train()
         record = setting | {"step": step, "psnr": round(value, 3), "train_seconds": round(clock["training"], 1)}
         print(json.dumps(record | {k: round(v, 4) for k, v in losses.items()}), flush=True)
