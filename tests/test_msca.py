@@ -88,7 +88,7 @@ def test_one_hot_channel_attention_copies_one_column_of_v(monkeypatch):
     f_c1 = features(2, M, 4, 5, seed=9)
     choice = torch.randint(0, K, (2, 4, 5), generator=torch.Generator().manual_seed(10))  # k per target pixel
     beta = rearrange(F.one_hot(choice, K).float(), "b h w k -> b k h w")
-    monkeypatch.setattr(module, "channel_attention", lambda f_c1: beta)
+    monkeypatch.setattr(module, "channel_attention", lambda f_c1, c1=None: beta)
     f_x1, record = module(f_x2, f_c2, f_c1, masking=False)
     v = aggregate(f_x2, record.alpha)  # [B, N, K]
     for b in range(2):
@@ -136,6 +136,65 @@ def test_msca_never_forms_an_exemplar_by_target_tensor_and_sizes_may_differ():
 
     assert run(msca()) < bound < hw1 * hw2
     assert run(DenseAttention(N, M, max_side=None)) >= hw1 * hw2, "the recorder sees the dense correspondence"
+
+
+def one_hot_labels(indices: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return rearrange(F.one_hot(indices, num_classes).float(), "b h w c -> b c h w")
+
+
+def test_label_inputs_share_one_class_preference_draw_between_phi_and_psi():
+    torch.manual_seed(0)
+    module = MSCA(N, M, K, num_classes=5, label_init=3.0)
+    spatial_classes, channel_classes = module.spatial.weight[:, -5:, 0, 0], module.channel.weight[:, -5:, 0, 0]
+    assert torch.equal(spatial_classes, channel_classes)
+    assert 1.5 < float(spatial_classes.std()) < 4.5, "drawn at the asked scale, not the default conv init"
+    torch.manual_seed(0)
+    plain = MSCA(N, M, K, num_classes=5)
+    assert not torch.equal(plain.spatial.weight[:, -5:, 0, 0], plain.channel.weight[:, -5:, 0, 0])
+    with pytest.raises(AssertionError, match="label_init needs"):
+        MSCA(N, M, K, label_init=1.0)
+
+
+def test_msca_with_class_weights_on_the_diagonal_is_label_attention():
+    """K = C, φ and ψ reading only the one-hots with w_kc = s·[k = c]: as s grows, map k attends exactly the
+    exemplar's class-k pixels and a class-k target pixel reads map k, which is the `no_att` ablation (for
+    classes present in the exemplar)."""
+    num_classes = 4
+    module = MSCA(N, M, num_classes, num_classes=num_classes)
+    with torch.no_grad():
+        for conv in (module.spatial, module.channel):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            conv.weight[:, -num_classes:, 0, 0] = 40.0 * torch.eye(num_classes)
+    f_x2, f_c2 = scene(6, 6, seed=33)
+    f_c1 = features(2, M, 4, 7, seed=34)
+    exemplar_labels = torch.arange(36).reshape(1, 6, 6).expand(2, -1, -1) % num_classes  # every class present
+    target_labels = torch.randint(0, num_classes, (2, 4, 7), generator=torch.Generator().manual_seed(35))
+    c2, c1 = one_hot_labels(exemplar_labels, num_classes), one_hot_labels(target_labels, num_classes)
+    f_x1, record = module(f_x2, f_c2, f_c1, masking=False, c2=c2, c1=c1)
+    expected, _ = LabelAttention(N, M, num_classes)(f_x2, f_c2, f_c1, c2, c1, masking=False)
+    assert torch.allclose(f_x1, expected, atol=1e-4)
+    assert torch.allclose(record.beta, c1, atol=1e-6)
+    with pytest.raises(AssertionError, match="one-hot labels"):
+        module(f_x2, f_c2, f_c1)
+
+
+def test_msca_with_labels_is_invariant_to_permuting_exemplar_pixels_with_their_labels():
+    torch.manual_seed(0)
+    num_classes = 3
+    module = MSCA(N, M, K, num_classes=num_classes, label_init=2.0)
+    f_x2, f_c2 = scene(6, 10, seed=36)
+    c2 = one_hot_labels(torch.randint(0, num_classes, (2, 6, 10), generator=torch.Generator().manual_seed(37)), 3)
+    f_c1 = features(2, M, 8, 8, seed=38)
+    c1 = one_hot_labels(torch.randint(0, num_classes, (2, 8, 8), generator=torch.Generator().manual_seed(39)), 3)
+    permutation = torch.randperm(60, generator=torch.Generator().manual_seed(40))
+
+    def shuffle(x):
+        return rearrange(rearrange(x, "b c h w -> b c (h w)")[..., permutation], "b c (h w) -> b c h w", h=6)
+
+    f_x1, _ = module(f_x2, f_c2, f_c1, c2=c2, c1=c1)
+    shuffled, _ = module(shuffle(f_x2), shuffle(f_c2), f_c1, c2=shuffle(c2), c1=c1)
+    assert torch.allclose(f_x1, shuffled, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -157,6 +157,10 @@ class ModelConfig(_Section):
     """Hidden channels of each SPADE layer's condition convs (SPADE: 128)."""
     norm: Literal["instance", "batch"] = "instance"
     """SPADE's parameter-free normalization (`batch` becomes SyncBatchNorm on GPUs under DDP)."""
+    attention_labels: bool = False
+    """MSCA's φ (Eq. 4) and ψ (Eq. 7) also read the one-hot labels c̃2, c1 beside F_c2, F_c1 (paper: false)."""
+    attention_label_init: float = Field(0.0, ge=0)
+    """Std of the class weights φ and ψ share at init (paper: 0, the default init; needs attention_labels)."""
 
     @model_validator(mode="after")
     def _one_k_per_scale(self) -> ModelConfig:
@@ -165,6 +169,8 @@ class ModelConfig(_Section):
                 f"model.attention_maps needs one K per scale 0..{self.num_scales} "
                 f"({self.num_scales + 1} values), got {len(self.attention_maps)}"
             )
+        if self.attention_label_init > 0 and not self.attention_labels:
+            raise ValueError("model.attention_label_init needs model.attention_labels: true (the class weights)")
         return self
 
 

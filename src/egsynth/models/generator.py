@@ -121,6 +121,8 @@ class Generator(nn.Module):
         ngf: int,  # synthesis width
         spade_hidden: int,  # hidden channels of SPADE's condition convs
         norm: str,  # SPADE's parameter-free norm: instance | batch
+        attention_labels: bool = False,  # MSCA's φ and ψ also read the one-hot labels (not in the paper)
+        attention_label_init: float = 0.0,  # std of MSCA's tied class weights (0: default conv init)
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -138,8 +140,11 @@ class Generator(nn.Module):
         else:
             vgg = VGGFeatures(backbone=backbone, seed=seed, num_scales=num_scales)
             self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels)
+            msca_labels = {"num_classes": num_classes if attention_labels else 0, "label_init": attention_label_init}
             self.aligners = nn.ModuleList(
-                self._aligner(variant, image_channels, label_channels, k, num_classes, dense_attention_side)
+                self._aligner(
+                    variant, image_channels, label_channels, k, num_classes, dense_attention_side, msca_labels
+                )
                 for k in attention_maps
             )
         self.synthesis = SynthesisNetwork(
@@ -150,9 +155,11 @@ class Generator(nn.Module):
         )
 
     @staticmethod
-    def _aligner(variant: str, n: int, m: int, k: int, num_classes: int, dense_side: int) -> nn.Module:
+    def _aligner(
+        variant: str, n: int, m: int, k: int, num_classes: int, dense_side: int, msca_labels: dict
+    ) -> nn.Module:
         if variant in MSCA_VARIANTS:
-            return MSCA(n, m, k)
+            return MSCA(n, m, k, **msca_labels)
         if variant == "gap":
             return GlobalPooling()
         if variant == "no_att":
@@ -180,6 +187,9 @@ class Generator(nn.Module):
             f_x2, f_c2, f_c1 = exemplar.features[scale], exemplar.label_features[scale], target.label_features[scale]
             if self.variant == "no_att":
                 f_x1, record = aligner(f_x2, f_c2, f_c1, exemplar.labels[scale], target.labels[scale])
+            elif isinstance(aligner, MSCA):
+                labels = {"c2": exemplar.labels[scale], "c1": target.labels[scale]}
+                f_x1, record = aligner(f_x2, f_c2, f_c1, masking=self.variant != "no_fm", **labels)
             else:
                 f_x1, record = aligner(f_x2, f_c2, f_c1, masking=self.variant != "no_fm")
             aligned.append(f_x1)
@@ -226,6 +236,8 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
             ngf=config.ngf,
             spade_hidden=config.spade_hidden,
             norm=config.norm,
+            attention_labels=config.attention_labels,
+            attention_label_init=config.attention_label_init,
         )
 
 

@@ -30,18 +30,11 @@ def interpolate(
     target = generator.encode_target(c1)
     a, b = generator.encode_exemplar(*first), generator.encode_exemplar(*second)
     masking = generator.variant != "no_fm"
-    aligned = [
-        msca.interpolate(
-            a.features[i],
-            a.label_features[i],
-            b.features[i],
-            b.label_features[i],
-            target.label_features[i],
-            t,
-            masking=masking,
-        )[0]
-        for i, msca in enumerate(generator.aligners)
-    ]
+    aligned = []
+    for i, msca in enumerate(generator.aligners):
+        labels = {"c2": a.labels[i], "c3": b.labels[i], "c1": target.labels[i]}
+        f_a, f_b = (a.features[i], a.label_features[i]), (b.features[i], b.label_features[i])
+        aligned.append(msca.interpolate(*f_a, *f_b, target.label_features[i], t, masking=masking, **labels)[0])
     return generator.synthesize(aligned, target)
 
 

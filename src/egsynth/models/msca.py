@@ -90,6 +90,15 @@ class MSCA(nn.Module):
     """Masked Spatial-Channel Attention at one scale (Sec. 3.2, Eq. 4-8).
 
     With K = 1 and a constant α it is global average pooling (Sec. 3.2, Remarks).
+
+    With `num_classes` C > 0 (not in the paper), φ of Eq. 4 also reads the exemplar's one-hot labels c̃2
+    and ψ of Eq. 7 the target's c1, beside F_c2 and F_c1: the 1x1 convs get a weight per class and map,
+    so a map can single out one class without first learning to read it off the small label features.
+    `label_init` > 0 draws those class weights once from N(0, label_init²) and gives φ and ψ the same
+    draw: map k then attends the exemplar's class of highest preference w_kc among those present, and a
+    target pixel of class c leans on the maps that prefer c, so attention starts label-selective
+    instead of uniform (under Adam at lr 2e-4 a weight moves ~0.1 in a CPU training, too little to
+    open the logit gaps of 5-8 that choosing one class among thousands of positions needs).
     """
 
     def __init__(
@@ -99,29 +108,49 @@ class MSCA(nn.Module):
         k: int,  # K: number of attention maps
         *,
         hidden_channels: int | None = None,  # width of the gate MLP's hidden layer (None: M)
+        num_classes: int = 0,  # C: one-hot label channels beside F_c in φ and ψ (0: the paper's inputs)
+        label_init: float = 0.0,  # std of the tied class weights of φ and ψ (0: the default conv init)
     ):
         super().__init__()
+        assert num_classes >= 0 and label_init >= 0, "num_classes and label_init must be non-negative"
+        assert label_init == 0 or num_classes > 0, "label_init needs the one-hot label inputs (num_classes > 0)"
         self.image_channels = image_channels
         self.label_channels = label_channels
+        self.num_classes = num_classes
         self.k = k
         hidden_channels = label_channels if hidden_channels is None else hidden_channels
-        self.spatial = nn.Conv2d(image_channels + label_channels, k, kernel_size=1)  # φ of Eq. 4
-        self.channel = nn.Conv2d(label_channels, k, kernel_size=1)  # ψ of Eq. 7
+        self.spatial = nn.Conv2d(image_channels + label_channels + num_classes, k, kernel_size=1)  # φ of Eq. 4
+        self.channel = nn.Conv2d(label_channels + num_classes, k, kernel_size=1)  # ψ of Eq. 7
         self.gate = _gate_mlp(label_channels, hidden_channels, k)  # mlp of Eq. 6
+        if label_init > 0:
+            preference = torch.randn(k, num_classes) * label_init  # [K, C], w_kc
+            with torch.no_grad():
+                self.spatial.weight[:, -num_classes:, 0, 0] = preference
+                self.channel.weight[:, -num_classes:, 0, 0] = preference
+
+    def _with_labels(self, features: Tensor, labels: Tensor | None, what: str) -> Tensor:
+        """[F, c] when the convs read one-hot labels, else F (the labels, if given, unused)."""
+        if not self.num_classes:
+            return features
+        assert labels is not None, f"this MSCA reads the one-hot labels {what} beside the label features"
+        assert labels.shape[1] == self.num_classes and labels.shape[-2:] == features.shape[-2:], (
+            f"{what} {tuple(labels.shape)} is not one-hot over {self.num_classes} classes at {tuple(features.shape)}"
+        )
+        return torch.cat([features, labels.to(features.dtype)], dim=1)
 
     # -- the pieces, exposed so style manipulation can recompose them --
 
-    def spatial_logits(self, f_x2: Tensor, f_c2: Tensor) -> Tensor:
-        """φ * [F_x2, F_c2] of Eq. 4: logits [B, K, H2, W2] before the spatial softmax."""
-        return self.spatial(torch.cat([f_x2, f_c2], dim=1))  # [B, K, H2, W2]
+    def spatial_logits(self, f_x2: Tensor, f_c2: Tensor, c2: Tensor | None = None) -> Tensor:
+        """φ * [F_x2, F_c2] of Eq. 4 (with c̃2 appended when the module reads labels): [B, K, H2, W2]."""
+        return self.spatial(torch.cat([f_x2, self._with_labels(f_c2, c2, "c̃2")], dim=1))  # [B, K, H2, W2]
 
     def gate_scores(self, f_c1: Tensor, f_c2: Tensor) -> Tensor:
         """Eq. 6: mlp([gap(F_c1), gap(F_c2)]) -> gate [B, K] in (0, 1)."""
         return self.gate(_gate_input(f_c1, f_c2))  # [B, K]
 
-    def channel_attention(self, f_c1: Tensor) -> Tensor:
-        """Eq. 7: β = softmax over K of ψ * F_c1, [B, K, H1, W1]."""
-        return self.channel(f_c1).softmax(dim=1)  # [B, K, H1, W1]
+    def channel_attention(self, f_c1: Tensor, c1: Tensor | None = None) -> Tensor:
+        """Eq. 7: β = softmax over K of ψ * F_c1 (with c1 appended when the module reads labels), [B, K, H1, W1]."""
+        return self.channel(self._with_labels(f_c1, c1, "c1")).softmax(dim=1)  # [B, K, H1, W1]
 
     def aggregate(self, f_x2: Tensor, alpha: Tensor) -> Tensor:
         """Eq. 5: V [B, N, K]."""
@@ -133,16 +162,26 @@ class MSCA(nn.Module):
 
     # -- the module --
 
-    def forward(self, f_x2: Tensor, f_c2: Tensor, f_c1: Tensor, masking: bool = True) -> tuple[Tensor, AttentionRecord]:
+    def forward(
+        self,
+        f_x2: Tensor,
+        f_c2: Tensor,
+        f_c1: Tensor,
+        masking: bool = True,
+        *,
+        c2: Tensor | None = None,
+        c1: Tensor | None = None,
+    ) -> tuple[Tensor, AttentionRecord]:
         """F_x2 [B, N, H2, W2], F_c2 [B, M, H2, W2], F_c1 [B, M, H1, W1] -> F_x1 [B, N, H1, W1].
 
-        `masking=False` is the `no_fm` ablation: the gate of Eq. 6 is exactly 1.
+        `masking=False` is the `no_fm` ablation: the gate of Eq. 6 is exactly 1. c̃2 [B, C, H2, W2] and
+        c1 [B, C, H1, W1] are the one-hot labels at this scale, needed when `num_classes` > 0 (else unused).
         """
         _check_inputs(f_x2, f_c2, f_c1, self.image_channels, self.label_channels)
-        alpha = spatial_softmax(self.spatial_logits(f_x2, f_c2))  # [B, K, H2, W2], Eq. 4
+        alpha = spatial_softmax(self.spatial_logits(f_x2, f_c2, c2))  # [B, K, H2, W2], Eq. 4
         v = self.aggregate(f_x2, alpha)  # [B, N, K], Eq. 5
         gate = self.gate_scores(f_c1, f_c2) if masking else v.new_ones(v.shape[0], self.k)  # [B, K], Eq. 6
-        beta = self.channel_attention(f_c1)  # [B, K, H1, W1], Eq. 7
+        beta = self.channel_attention(f_c1, c1)  # [B, K, H1, W1], Eq. 7
         f_x1 = self.distribute(v, gate, beta)  # [B, N, H1, W1], Eq. 6 and 8
         return f_x1, AttentionRecord(alpha=alpha, gate=gate, beta=beta)
 
@@ -155,6 +194,10 @@ class MSCA(nn.Module):
         f_c1: Tensor,
         t: float,
         masking: bool = True,
+        *,
+        c2: Tensor | None = None,
+        c3: Tensor | None = None,
+        c1: Tensor | None = None,
     ) -> tuple[Tensor, AttentionRecord]:
         """Style interpolation between exemplars 2 (t = 1) and 3 (t = 0) (Sec. 4, "Interpolation").
 
@@ -175,8 +218,8 @@ class MSCA(nn.Module):
         _check_inputs(f_x3, f_c3, f_c1, self.image_channels, self.label_channels)
         log_t = math.log(t) if t > 0 else -math.inf
         log_1mt = math.log1p(-t) if t < 1 else -math.inf
-        logits_2 = rearrange(self.spatial_logits(f_x2, f_c2), "b k h w -> b k (h w)")  # [B, K, H2*W2]
-        logits_3 = rearrange(self.spatial_logits(f_x3, f_c3), "b k h w -> b k (h w)")  # [B, K, H3*W3]
+        logits_2 = rearrange(self.spatial_logits(f_x2, f_c2, c2), "b k h w -> b k (h w)")  # [B, K, H2*W2]
+        logits_3 = rearrange(self.spatial_logits(f_x3, f_c3, c3), "b k h w -> b k (h w)")  # [B, K, H3*W3]
         logits = torch.cat([logits_2.log_softmax(dim=-1) + log_t, logits_3.log_softmax(dim=-1) + log_1mt], dim=-1)
         alpha = logits.softmax(dim=-1)  # [B, K, H2*W2 + H3*W3], one softmax over both scenes
         values = torch.cat(
@@ -187,7 +230,7 @@ class MSCA(nn.Module):
             gate = t * self.gate_scores(f_c1, f_c2) + (1 - t) * self.gate_scores(f_c1, f_c3)  # [B, K]
         else:
             gate = v.new_ones(v.shape[0], self.k)  # [B, K]
-        beta = self.channel_attention(f_c1)  # [B, K, H1, W1]
+        beta = self.channel_attention(f_c1, c1)  # [B, K, H1, W1]
         f_x1 = self.distribute(v, gate, beta)  # [B, N, H1, W1]
         return f_x1, AttentionRecord(alpha=None, gate=gate, beta=beta)
 
