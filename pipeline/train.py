@@ -2,9 +2,11 @@
 
 Phase 1 trains on the patch cross-reconstruction rows only; phase 2 on enlarged patches plus global
 self-reconstruction (`no_global`: more phase-1 rows instead). MSCA variants start from the
-`pretrain` stage's weights. Writes `models/VARIANT/generator.pt`, resumable checkpoints under
-`models/VARIANT/checkpoints/` (kept across runs, one file per params hash) and the loss curves
-`plots/train/VARIANT.csv`. Multi-GPU: `torchrun --nproc_per_node N -m pipeline.train VARIANT`.
+`pretrain` stage's weights. Writes `models/VARIANT/generator.pt`, the loss curves
+`plots/train/VARIANT.csv` and a resumable checkpoint under `models/VARIANT/checkpoints/` (kept across
+runs), named by the params and the md5s of every dep in dvc.yaml, code, data and `models/pretrain.pt`
+alike (see `egsynth.training.checkpoint`): a run resumes only the checkpoint of the same params and
+deps, and deletes the others. Multi-GPU: `torchrun --nproc_per_node N -m pipeline.train VARIANT`.
 """
 
 import sys
@@ -16,7 +18,7 @@ import torch
 from prefect import flow
 from torch.utils.data import DataLoader
 
-from egsynth.config import Params, params_hash
+from egsynth.config import Params
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import phase_rows, read_manifests
@@ -27,6 +29,8 @@ from egsynth.models.discriminator import build_discriminator
 from egsynth.models.features import VGGFeatures
 from egsynth.models.generator import build_generator, save_generator
 from egsynth.training import EpochData, init_distributed, train_gan
+from egsynth.training.checkpoint import checkpoint_name, discard_other_checkpoints
+from egsynth.training.distributed import gather
 from egsynth.training.pretrain import initialize_from_pretraining
 from pipeline._stage import run_stage, tracked_stage
 
@@ -68,6 +72,10 @@ def train_stage(params: Params, variant: str) -> None:
             "manifest": params.manifest.model_dump(mode="json"),
         }
         depends_on["train"] = params.train.model_dump(mode="json", exclude={"checkpoint_every"})
+        deps = gather(run.deps, context)[0]  # rank 0 hashed them for the lineage record
+        checkpoint = out / "checkpoints" / checkpoint_name(depends_on, deps)
+        if context.is_main:
+            discard_other_checkpoints(checkpoint)
         epochs = epoch_data(params, variant)
         samples = next(iter(DataLoader(epochs[0].cross, batch_size=4)))  # fixed rows, shown at every checkpoint
         with tempfile.TemporaryDirectory(prefix="egsynth-samples-") as scratch:
@@ -89,7 +97,7 @@ def train_stage(params: Params, variant: str) -> None:
                 epochs=epochs,
                 config=params.train,
                 variant=variant,
-                checkpoint_path=out / "checkpoints" / f"{params_hash(depends_on)[:16]}.pt",
+                checkpoint_path=checkpoint,
                 params=depends_on,
                 device=context.device,
                 on_step=lambda step, losses: run.log_metrics(losses, step=step),

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -306,3 +307,61 @@ def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):
     curve = pd.read_csv(root / "plots" / "train" / "full.csv")
     checkpoints = -(-len(curve) // smoke_params()["train"]["checkpoint_every"])  # every k steps and at the end
     assert len(grids) >= checkpoints - 1 and all(g.path.endswith(".png") for g in grids)
+
+
+def copy_built_repo(source: Path, target: Path, env: dict) -> dict:
+    """A copy of a built repo (workspace, git, DVC cache, Prefect home) with its own, empty MLflow store (the
+    original's would put artifacts in the original's folder), so that runs in it leave the original alone;
+    returns the environment to run its stages in."""
+    own_state = {source: {"mlflow.db", "mlartifacts"}, source / ".dvc": {"tmp"}}
+    shutil.copytree(
+        source, target, symlinks=True, ignore=lambda folder, names: own_state.get(Path(folder), set()) & set(names)
+    )
+    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{target / 'mlflow.db'}", "PREFECT_HOME": str(target / ".prefect")}
+
+
+def per_step_losses_logged(root: Path, env: dict) -> int:
+    """How many steps the newest train@full run trained itself (a run resumed at the end trains none)."""
+    from mlflow import MlflowClient
+
+    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
+    try:
+        newest, *_ = tracking.find_stage_runs(root, out="models/full/generator.pt")
+    finally:
+        del os.environ["MLFLOW_TRACKING_URI"]
+    return len(MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(newest.run_id, "d_loss"))
+
+
+def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_repo, tmp_path):
+    """The checkpoint of train@full is keyed by params and deps: after a code change (here a comment in
+    src/egsynth/losses.py, a dep of train@* only) `dvc repro` discards it and trains afresh; rerun with
+    nothing changed, the stage resumes its own checkpoint (finished: it trains no step)."""
+    root, env, first = smoke_repo
+    assert "discarding" not in first.stdout + first.stderr, "a fresh pipeline has no checkpoint to discard"
+    repo = tmp_path / "repo"
+    env = copy_built_repo(root, repo, env) | {"PREFECT_LOGGING_ROOT_LEVEL": "INFO"}  # the resume line is INFO
+    checkpoints = repo / "models" / "full" / "checkpoints"
+    (old,) = checkpoints.iterdir()
+    steps = len(pd.read_csv(repo / "plots" / "train" / "full.csv"))
+    dvc = [sys.executable, "-m", "dvc"]
+
+    with (repo / "src" / "egsynth" / "losses.py").open("a") as losses:
+        losses.write("# a code change that leaves every param alone\n")
+    changed = run([*dvc, "repro", "train@full"], repo, env)
+    log = changed.stdout + changed.stderr
+    assert re.findall(r"Running stage '([^']+)'", changed.stdout) == ["train@full"]
+    discarded = f"discarding checkpoint models/full/checkpoints/{old.name}: written under the same params by other deps"
+    assert discarded in log
+    assert "resuming" not in log
+    (new,) = checkpoints.iterdir()
+    assert new.name != old.name and new.name.split("-")[0] == old.name.split("-")[0], "same params, other deps"
+    assert per_step_losses_logged(repo, env) == steps, "trained every step itself"
+
+    written = new.stat().st_mtime_ns
+    unchanged = run([*dvc, "repro", "-f", "train@full"], repo, env)
+    log = unchanged.stdout + unchanged.stderr
+    assert "discarding" not in log
+    assert f"resuming full from models/full/checkpoints/{new.name} at step {steps}" in log
+    assert [path.name for path in checkpoints.iterdir()] == [new.name]
+    assert new.stat().st_mtime_ns == written, "a finished checkpoint is not written again"
+    assert per_step_losses_logged(repo, env) == 0

@@ -240,7 +240,7 @@ def test_stage_run_records_stage_params_and_the_dvc_md5_of_deps_and_outs(repo, m
     assert dataset_input.dataset.name == "data/interim/scenes.parquet"
     assert dataset_input.dataset.digest == dvc_md5(repo / table)
     lineage = json.loads(Path(client().download_artifacts(run.run_id, "lineage.json")).read_text())
-    assert lineage["deps"] == {"data/raw/scenes": dvc_md5(scenes)}
+    assert lineage["deps"] == {"data/raw/scenes": dvc_md5(scenes)} == run.deps
     assert lineage["outs"] == {str(table): dvc_md5(repo / table), str(report): dvc_md5(repo / report)}
     assert lineage["params"] == {"filter": PARAMS["filter"]}
     artifacts = {f.path for f in client().list_artifacts(run.run_id)}
@@ -301,7 +301,7 @@ def test_only_rank_zero_records_a_run(repo, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     with stage_run("train", repo_root=repo, stage_params={}, all_params=PARAMS, deps=[Path("absent")], outs=[]) as run:
         run.log_metrics({"loss": 1.0})
-    assert run.run_id is None
+    assert run.run_id is None and run.deps == {}
 
 
 @pytest.mark.parametrize("given_root", ["copy", "original"])

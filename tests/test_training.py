@@ -25,7 +25,12 @@ from egsynth.training import (
     load_checkpoint,
     train_gan,
 )
-from egsynth.training.checkpoint import capture_rng_state, restore_rng_state
+from egsynth.training.checkpoint import (
+    capture_rng_state,
+    checkpoint_name,
+    discard_other_checkpoints,
+    restore_rng_state,
+)
 from tests._training_worker import (
     DDP_VARIANT,
     PATCH,
@@ -199,6 +204,50 @@ def test_checkpoints_load_with_weights_only_and_hold_the_whole_training_state(tm
     assert frozen and not set(frozen) & state["generator"].keys()
     assert load_checkpoint(tmp_path / "c.pt", params=params_of("full", train))["step"] == result.steps
     assert not stale.exists()
+
+
+def test_a_checkpoint_is_named_by_its_params_and_the_md5s_of_its_deps():
+    params, deps = {"train": {"lr": 1e-3}}, {"src/egsynth/models": "a.dir", "models/pretrain.pt": "b"}
+    name = checkpoint_name(params, deps)
+    assert name == f"{params_hash(params)[:16]}-{params_hash(deps)[:16]}.pt"
+    assert checkpoint_name(params, dict(reversed(deps.items()))) == name, "the order of the deps does not count"
+    assert checkpoint_name(params, deps | {"src/egsynth/models": "c.dir"}) != name
+    assert checkpoint_name({"train": {"lr": 2e-3}}, deps).split("-")[1] == name.split("-")[1]
+
+
+def test_checkpoints_of_other_params_or_deps_are_deleted_each_named_with_why(tmp_path, caplog):
+    params, deps = {"train": {"lr": 1e-3}}, {"src/egsynth/models": "a.dir"}
+    keep = tmp_path / checkpoint_name(params, deps)
+    other_deps = tmp_path / checkpoint_name(params, {"src/egsynth/models": "old.dir"})
+    other_params = tmp_path / checkpoint_name({"train": {"lr": 5e-3}}, deps)
+    other_both = tmp_path / checkpoint_name({"train": {"lr": 5e-3}}, {"src/egsynth/models": "old.dir"})
+    params_only = tmp_path / f"{params_hash(params)[:16]}.pt"  # the naming before deps were part of the key
+    unfinished = tmp_path / f".{other_deps.name}.x1y2.tmp"  # a save of another key, killed midway
+    own_unfinished = tmp_path / f".{keep.name}.z3w4.tmp"  # train_gan removes these itself
+    for path in (keep, other_deps, other_params, other_both, params_only):
+        path.write_bytes(b"checkpoint")
+    unfinished.mkdir()
+    own_unfinished.mkdir()
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("not a checkpoint")
+
+    with caplog.at_level("WARNING", logger="egsynth.training.checkpoint"):
+        discarded = discard_other_checkpoints(keep)
+
+    assert set(discarded) == {other_deps, other_params, other_both, params_only, unfinished}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([keep.name, own_unfinished.name, unrelated.name])
+    lines = {line for line in caplog.text.splitlines() if "discarding" in line}
+    assert len(lines) == 5
+    why = {
+        other_deps: "written under the same params by other deps (code, data or pretrained weights changed since)",
+        other_params: "written under other params;",
+        other_both: "written under other params and other deps",
+        params_only: "its name holds no deps digest",
+    }
+    for path, reason in why.items():
+        assert any(f"discarding checkpoint {path}: {reason}" in line for line in lines), (path, caplog.text)
+    assert f"discarding {unfinished}: an unfinished save of another checkpoint" in caplog.text
+    assert discard_other_checkpoints(tmp_path / "absent" / keep.name) == []
 
 
 def test_rng_states_round_trip():

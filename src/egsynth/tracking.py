@@ -331,6 +331,7 @@ class StageRun:
     run_id: str | None
     parent_run_id: str | None = None
     fingerprint: str | None = None
+    deps: dict[str, str] = field(default_factory=dict)  # the deps' md5s as recorded (rank 0 only, else empty)
     _client: Any = field(default=None, repr=False)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -417,7 +418,7 @@ def stage_run(
         tags[MLFLOW_GIT_COMMIT] = commit
     run_id = client.create_run(experiment_id, run_name=stage, tags=tags).info.run_id
     logger.info("stage %s: MLflow run %s (pipeline %s) in %s", stage, run_id, fingerprint, uri)
-    run = StageRun(run_id=run_id, parent_run_id=parent_id, fingerprint=fingerprint, _client=client)
+    run = StageRun(run_id=run_id, parent_run_id=parent_id, fingerprint=fingerprint, deps=dep_md5, _client=client)
     try:
         client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in flatten_params(stage_params).items()])
         for rel in sorted(table_paths.keys() & dep_md5.keys()):

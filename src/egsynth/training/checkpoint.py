@@ -10,12 +10,22 @@ pickled code runs when a checkpoint is read.
 `load_checkpoint` refuses a checkpoint whose params differ from the current ones, with one message
 naming every differing key as `old -> new`: resuming under other params would silently train a
 model that none of them describes.
+
+A stage names its checkpoint by `checkpoint_name`: the params hash and a digest of the md5s DVC
+records for the stage's deps. Params alone are not enough: after a change to the model or training
+code the old weights belong to another program, and resuming them (or failing on their state dict)
+is wrong either way. Every dep counts, not only the code: the pretrained weights are the product of
+the pretraining code, and a run resumed after a data change would return the old generator
+(a finished checkpoint trains no further). So a checkpoint is resumed exactly when DVC would find
+the stage's inputs unchanged; `discard_other_checkpoints` deletes the rest, naming each and why.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +37,8 @@ from torch import Tensor, nn
 
 from egsynth.config import canonical_params, flatten_params, params_hash
 from egsynth.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout; a checkpoint of another version is refused."""
@@ -161,6 +173,56 @@ def remove_stale_temporaries(path: Path | str) -> None:
     if path.parent.is_dir():
         for staging in path.parent.glob(f".{path.name}.*.tmp"):
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def checkpoint_name(params: Mapping[str, Any], deps: Mapping[str, str]) -> str:
+    """`<params hash[:16]>-<deps digest[:16]>.pt`, the file of one (params, deps) pair.
+
+    `deps` maps each dep of the stage (path as in dvc.yaml) to the md5 DVC records for it in dvc.lock.
+    """
+    return f"{params_hash(params)[:16]}-{params_hash(deps)[:16]}.pt"
+
+
+_NAME = re.compile(r"(?P<params>[0-9a-f]{16})-(?P<deps>[0-9a-f]{16})\.pt")
+
+
+def _other_key(name: str, current: re.Match) -> str:
+    """Why the checkpoint file `name` is not the current one: which half of its name differs."""
+    found = _NAME.fullmatch(name)
+    if found is None:
+        return "its name holds no deps digest (written before checkpoints were keyed by their deps)"
+    other_params, other_deps = (found[part] != current[part] for part in ("params", "deps"))
+    if other_params and other_deps:
+        return "written under other params and other deps"
+    if other_params:
+        return "written under other params"
+    return "written under the same params by other deps (code, data or pretrained weights changed since)"
+
+
+def discard_other_checkpoints(keep: Path | str) -> list[Path]:
+    """Delete every checkpoint next to `keep` (and its unfinished saves) but `keep`'s own; log each and why.
+
+    The stage's checkpoint directory is a persistent DVC out: without this it would grow by one file
+    per (params, deps) pair ever run, none of them resumable by the current run.
+    """
+    keep = Path(keep)
+    current = _NAME.fullmatch(keep.name)
+    assert current is not None, f"discard_other_checkpoints: {keep.name} is not a checkpoint_name"
+    if not keep.parent.is_dir():
+        return []
+    discarded = []
+    for path in sorted(keep.parent.glob("*.pt")):
+        if path.name != keep.name:
+            why = _other_key(path.name, current)
+            log.warning("discarding checkpoint %s: %s; this run's is %s", path, why, keep.name)
+            path.unlink()
+            discarded.append(path)
+    for staging in sorted(keep.parent.glob(".*.pt.*.tmp")):
+        if not staging.name.startswith(f".{keep.name}."):
+            log.warning("discarding %s: an unfinished save of another checkpoint", staging)
+            shutil.rmtree(staging, ignore_errors=True)
+            discarded.append(staging)
+    return discarded
 
 
 def save_checkpoint(path: Path | str, state: Mapping[str, Any]) -> None:
