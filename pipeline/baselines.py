@@ -1,10 +1,13 @@
 """Stage `baselines`: the evaluation of Sec. 4 for two reference points a trained model must beat.
 
 - `untrained`: the `full` generator at its seeded initialization, never trained;
-- `class_mean`: each target pixel painted with the exemplar's mean color of its class.
+- `class_mean`: each target pixel painted with the exemplar's mean color of its class;
 
-Writes `reports/metrics/baselines.json` ({"untrained": ..., "class_mean": ...}, each shaped like a
-variant's metrics file).
+and the ceiling of layout fidelity: `truth`, the mIoU of the parser on the ground-truth images.
+
+Writes `reports/metrics/baselines.json` ({"untrained": ..., "class_mean": ..., "truth": ...}, each
+shaped like a variant's metrics file; `truth` has only "miou" per task, and is absent with the oracle
+parser, which has no network to parse images with).
 """
 
 from pathlib import Path
@@ -19,6 +22,10 @@ from egsynth.evaluation.evaluate import (
     generator_synthesizer,
     metric_suite,
     metrics_payload,
+    model_metrics,
+    painter,
+    truth_layout,
+    truth_payload,
 )
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import write_json_atomic
@@ -38,19 +45,18 @@ def baselines_stage(params: Params) -> None:
         suite = metric_suite(params.evaluate, params.model, parser_path=PARSER, device=device)
         cases = read_cases(CASES)
         untrained = build_generator("full", params.model, num_classes=NUM_CLASSES).to(device)
+        options = {"image_size": params.manifest.image_size, "batch_size": params.evaluate.batch_size, "device": device}
         payload = {}
-        for name, synthesize in (("untrained", generator_synthesizer(untrained)), ("class_mean", class_mean_color)):
-            results, _ = evaluate_cases(
-                synthesize,
-                cases,
-                suite=suite,
-                image_size=params.manifest.image_size,
-                batch_size=params.evaluate.batch_size,
-                device=device,
-                description=name,
+        synthesizers = (("untrained", generator_synthesizer(untrained)), ("class_mean", painter(class_mean_color)))
+        for name, synthesize in synthesizers:
+            evaluation = evaluate_cases(
+                synthesize, cases, suite=suite, **options, seed=params.tasks.seed, description=name
             )
-            payload[name] = metrics_payload(name, results, suite, cases)
-            run.log_metrics({name: payload[name]["tasks"]})
+            payload[name] = metrics_payload(name, evaluation, suite, cases)
+            run.log_metrics({name: model_metrics(payload[name])})
+        if suite.layout is not None:
+            payload["truth"] = truth_payload(truth_layout(suite.layout, cases, **options), suite.layout, cases)
+            run.log_metrics({"truth": model_metrics(payload["truth"])})
         write_json_atomic(OUT, payload)
 
 

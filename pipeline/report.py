@@ -18,7 +18,7 @@ from prefect import flow
 from egsynth.config import Params
 from egsynth.data.datasets import read_label_indices
 from egsynth.evaluation import figures
-from egsynth.evaluation.report import Figure, combine, html_report, markdown_report
+from egsynth.evaluation.report import BASELINES, Figure, combine, html_report, markdown_report
 from egsynth.evaluation.showcase import FIGURES_INDEX, SAMPLES_NAME
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import atomic_path, write_json_atomic
@@ -88,7 +88,7 @@ def report_stage(params: Params) -> None:
                 shutil.copyfile(EVALUATIONS / variant / entry["file"], copy)
                 made.append(Figure(copy, f"{entry['title']}: {variant}", entry["caption"]))
 
-        models = variants + list(baselines)
+        models = variants + [name for name in BASELINES if name in baselines]
         count = {task: int(n) for task, n in cases["task"].value_counts().sort_index().items()}
         with atomic_path(REPORTS / "report.html") as html_path:
             html_path.write_text(html_report(metrics, models, made, cases=count))

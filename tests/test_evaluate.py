@@ -1,12 +1,29 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from egsynth.data.datasets import UNLABELED_INDEX, one_hot
-from egsynth.evaluation.evaluate import METRICS, class_mean_color, metrics_payload
+from egsynth.data.source import DatasetError
+from egsynth.evaluation.evaluate import (
+    METRICS,
+    Evaluation,
+    MetricSuite,
+    Synthesis,
+    class_mean_color,
+    evaluate_cases,
+    metrics_payload,
+    other_exemplars,
+    painter,
+    truth_layout,
+)
+from egsynth.evaluation.layout import LayoutFidelity
 from egsynth.evaluation.report import combine, markdown_table, table_rows
+from egsynth.evaluation.tasks import Case, write_case
+from egsynth.models.msca import AttentionRecord
+from egsynth.parsing.parser import Parser
 
 
 def test_class_mean_color_paints_each_class_with_the_exemplars_mean_of_it():
@@ -31,10 +48,10 @@ class _Suite:
         return {metric: f"{metric} backbone" for metric in METRICS}
 
 
-def payload(name: str, psnr: float) -> dict:
+def payload(name: str, psnr: float, attention: dict[str, float] | None = None) -> dict:
     results = {task: {m: 1.0 for m in METRICS} | {"psnr": psnr} for task in ("duplicating", "swap")}
     cases = pd.DataFrame({"task": ["duplicating", "duplicating", "swap"]})
-    return metrics_payload(name, results, _Suite(), cases)
+    return metrics_payload(name, Evaluation(results, attention, pd.DataFrame()), _Suite(), cases)
 
 
 def test_metrics_payload_has_every_metric_per_task_and_counts_cases():
@@ -42,15 +59,21 @@ def test_metrics_payload_has_every_metric_per_task_and_counts_cases():
     assert result["cases"] == {"duplicating": 2, "swap": 1}
     assert all(set(values) == set(METRICS) for values in result["tasks"].values())
     assert set(result["backbones"]) == set(METRICS)
+    assert "attention" not in result  # nothing attended
+    assert payload("full", 17.0, {"entropy": 0.5, "label_match": 0.25})["attention"]["label_match"] == 0.25
 
 
 def test_combined_metrics_hold_every_model_task_metric_cell():
-    metrics = combine({"full": payload("full", 17.0), "gap": payload("gap", 15.0)}, {"class_mean": payload("c", 16.0)})
+    attention = {"entropy": 0.5, "label_match": 0.25}
+    metrics = combine(
+        {"full": payload("full", 17.0, attention), "gap": payload("gap", 15.0)}, {"class_mean": payload("c", 16.0)}
+    )
     assert set(metrics) == {"full", "gap", "class_mean", "backbones"}
     for model in ("full", "gap", "class_mean"):
-        assert {(task, m) for task, values in metrics[model].items() for m in values} == {
+        assert {(task, m) for task in ("duplicating", "swap") for m in metrics[model][task]} == {
             (task, m) for task in ("duplicating", "swap") for m in METRICS
         }
+    assert metrics["full"]["attention"] == attention and "attention" not in metrics["gap"]
 
 
 @pytest.mark.parametrize(("metric", "values", "best"), [("psnr", [17.0, 15.0], "full"), ("fid", [30.0, 20.0], "gap")])
@@ -66,3 +89,137 @@ def test_markdown_table_bolds_the_best_and_shows_the_papers_number():
     rows = [r for r in table_rows(metrics, ["full", "gap"], ["full"]) if r.metric == "psnr"]
     table = markdown_table(rows, ["full", "gap"], ["full"])
     assert "| duplicating | PSNR ↑ | **18.00** | 14.00 | 17.03 |" in table
+
+
+# ----------------------------------------------------------------------------------------------
+# the exemplar gain, layout fidelity and attention statistics on hand-made swap cases
+
+SIZE = 12  # SSIM needs more than 10 pixels
+PALETTES = np.array(  # per scene, the color of classes 0, 1, 2
+    [
+        [[250, 10, 10], [10, 250, 10], [10, 10, 250]],
+        [[10, 250, 250], [250, 10, 250], [250, 250, 10]],
+        [[128, 0, 0], [0, 128, 0], [0, 0, 128]],
+        [[255, 255, 255], [0, 0, 0], [128, 128, 128]],
+        [[60, 200, 120], [200, 60, 120], [120, 60, 200]],
+    ],
+    dtype=np.uint8,
+)
+
+
+def layout(scene: int) -> np.ndarray:
+    """Class indices [SIZE, SIZE]: vertical bands of classes 0..2, shifted per scene."""
+    return ((np.arange(SIZE)[None, :] // 3 + scene) % 3).repeat(SIZE, axis=0).astype(np.uint8)
+
+
+def swap_cases(tmp_path, count: int = 4, palettes: np.ndarray = PALETTES) -> pd.DataFrame:
+    """Case i: target layout of scene i in the style (palette) of scene i + 1, as the swap task builds it."""
+    rows = []
+    for scene in range(count):
+        partner = (scene + 1) % count
+        case = Case(
+            "swap",
+            scene,
+            partner,
+            labels=layout(scene),
+            exemplar=palettes[partner][layout(partner)],
+            exemplar_labels=layout(partner),
+            truth=palettes[partner][layout(scene)],
+        )
+        rows.append(write_case(case, tmp_path, tmp_path))
+    return pd.DataFrame(rows)
+
+
+def test_other_exemplars_give_every_case_another_scenes_exemplar_reproducibly(tmp_path):
+    cases = swap_cases(tmp_path, count=5)
+    other = other_exemplars(cases, seed=0)
+    assert (other["exemplar_id"] != cases["exemplar_id"]).all() and (other["exemplar_id"] != cases["image_id"]).all()
+    assert sorted(other["exemplar_id"]) == sorted(cases["exemplar_id"])  # every exemplar lent to exactly one case
+    assert (other["exemplar_labels_path"] != cases["exemplar_labels_path"]).all()
+    kept = ["image_id", "labels_path", "truth_path"]
+    pd.testing.assert_frame_equal(other[kept], cases[kept])
+    pd.testing.assert_frame_equal(other, other_exemplars(cases, seed=0))
+    with pytest.raises(DatasetError, match="at least 3 swap cases"):
+        other_exemplars(cases.head(2), seed=0)
+
+
+class _NoFID:
+    def reset(self) -> None: ...
+
+    def update(self, fake, real) -> None: ...
+
+    def compute(self) -> float:
+        return 0.0
+
+
+class _Pixels:
+    """A stand-in for the style VGG: the pixels as the only layer."""
+
+    @staticmethod
+    def perceptual_layers(image):
+        return [image]
+
+
+class ColorParser(torch.nn.Module):
+    def forward(self, images):
+        return {"out": images}  # channel k brightest: class k
+
+
+def suite() -> MetricSuite:
+    parser = Parser(label="color", source="train", model=ColorParser(), architecture="color", image_size=SIZE)
+    no_lpips = lambda fake, real: torch.zeros(len(fake))  # noqa: E731
+    return MetricSuite(lpips=no_lpips, fid=_NoFID(), style_vgg=_Pixels(), layout=LayoutFidelity(parser))
+
+
+def evaluate(synthesize, cases: pd.DataFrame) -> Evaluation:
+    return evaluate_cases(
+        synthesize, cases, suite=suite(), image_size=SIZE, batch_size=3, device=torch.device("cpu"), seed=0
+    )
+
+
+def target_only(c1, x2, c2):
+    """Ignores the exemplar: class k painted pure channel k."""
+    return c1[:, :3] * 2 - 1
+
+
+def test_a_synthesizer_that_ignores_its_exemplar_has_exemplar_gain_zero(tmp_path):
+    evaluation = evaluate(painter(target_only), swap_cases(tmp_path))
+    assert evaluation.tasks["swap"]["exemplar_gain"] == 0.0
+    assert evaluation.tasks["swap"]["miou"] == pytest.approx(1.0)  # its layout is exact
+    assert evaluation.attention is None
+    scores = evaluation.scores
+    assert (scores["psnr"] == scores["psnr_other_exemplar"]).all()
+
+
+def test_the_class_mean_baseline_gains_from_its_true_exemplar(tmp_path):
+    evaluation = evaluate(painter(class_mean_color), swap_cases(tmp_path))
+    assert evaluation.tasks["swap"]["psnr"] > 40  # the exemplar's class colors are the ground truth's
+    assert evaluation.tasks["swap"]["exemplar_gain"] > 10
+
+
+def test_attention_is_measured_over_the_swap_cases_of_an_attending_synthesizer(tmp_path):
+    def uniform_attention(c1, x2, c2):
+        batch = len(c1)
+        alpha = torch.full((batch, 2, SIZE, SIZE), 1 / SIZE**2)
+        beta = torch.full((batch, 2, SIZE, SIZE), 0.5)
+        return Synthesis(target_only(c1, x2, c2), AttentionRecord(alpha=alpha, gate=None, beta=beta))
+
+    cases = swap_cases(tmp_path)
+    evaluation = evaluate(uniform_attention, cases)
+    assert evaluation.attention["entropy"] == pytest.approx(1.0)
+    # uniform attention lands on each class as often as the exemplar has it (all are labeled, and share classes)
+    shares = [
+        sum((layout(target) == c).mean() * (layout(exemplar) == c).mean() for c in range(3))
+        for target, exemplar in zip(cases["image_id"], cases["exemplar_id"], strict=True)
+    ]
+    assert evaluation.attention["label_match"] == pytest.approx(np.mean(shares))
+
+
+def test_the_ground_truths_layout_fidelity_is_the_parsers_ceiling(tmp_path):
+    in_parser_colors = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]] * 4, dtype=np.uint8)
+    options = {"image_size": SIZE, "batch_size": 3, "device": torch.device("cpu")}
+    assert truth_layout(suite().layout, swap_cases(tmp_path / "a", palettes=in_parser_colors), **options) == {
+        "swap": {"miou": 1.0}
+    }
+    ceiling = truth_layout(suite().layout, swap_cases(tmp_path / "b"), **options)["swap"]["miou"]
+    assert 0 <= ceiling < 1  # other palettes: the color parser misreads some classes

@@ -161,17 +161,21 @@ def test_metrics_json_has_every_cell_and_names_its_backbones(smoke_repo):
 
     root, _, _ = smoke_repo
     metrics = json.loads((root / "reports" / "metrics.json").read_text())
-    assert set(metrics) == {"full", "gap", "untrained", "class_mean", "backbones"}
-    for model in ("full", "gap", "untrained", "class_mean"):
-        assert set(metrics[model]) == TASK_NAMES, model
-        for task, values in metrics[model].items():
-            assert set(values) == METRIC_KEYS, (model, task)
-            assert all(np.isfinite(v) for v in values.values()), (model, task, values)
-    assert set(metrics["backbones"]) == METRIC_KEYS
+    assert set(metrics) == {"full", "gap", "untrained", "class_mean", "truth", "backbones"}
+    for model in ("full", "gap", "untrained", "class_mean", "truth"):
+        cells = {(group, metric): value for group, values in metrics[model].items() for metric, value in values.items()}
+        assert set(cells) == expected_cells(model), model
+        assert all(np.isfinite(v) for v in cells.values()), (model, cells)
+    for model in ATTENDING:
+        assert all(0 <= v <= 1 for v in metrics[model]["attention"].values()), metrics[model]["attention"]
+    assert all(0 <= metrics["truth"][task]["miou"] <= 1 for task in TASK_NAMES)
+    assert metrics["class_mean"]["swap"]["exemplar_gain"] > 0  # its colors come from the exemplar
+    assert set(metrics["backbones"]) == METRIC_KEYS | {"miou"}
     assert "stand-in" in metrics["backbones"]["lpips"] and "stand-in" in metrics["backbones"]["fid"]
+    assert "parser" in metrics["backbones"]["miou"]
 
 
-def test_dvc_metrics_show_lists_every_metric_of_both_variants(smoke_repo):
+def test_dvc_metrics_show_lists_every_metric_of_every_model(smoke_repo):
     import json
 
     root, env, _ = smoke_repo
@@ -185,10 +189,9 @@ def test_dvc_metrics_show_lists_every_metric_of_both_variants(smoke_repo):
                 yield from tables(value)
 
     (metrics,) = list(tables(shown))
-    for model in ("full", "gap"):
-        assert set(metrics[model]) == TASK_NAMES, model
-        for task in TASK_NAMES:
-            assert set(metrics[model][task]) == METRIC_KEYS, (model, task)
+    for model in ("full", "gap", "untrained", "class_mean", "truth"):
+        cells = {(group, metric) for group, values in metrics[model].items() for metric in values}
+        assert cells == expected_cells(model), model
 
 
 def test_report_embeds_the_table_and_every_figure(smoke_repo):
@@ -198,7 +201,7 @@ def test_report_embeds_the_table_and_every_figure(smoke_repo):
 
     root, _, _ = smoke_repo
     page = (root / "reports" / "report.html").read_text()
-    assert '<table id="table-1">' in page
+    assert '<table id="table-1">' in page and '<table id="guidance">' in page
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     figures = sorted((root / "reports" / "figures").glob("*.png"))
     assert len(images) == len(figures) > 0

@@ -92,3 +92,46 @@ def test_both_reports_carry_the_table_the_baseline_check_and_every_figure(tmp_pa
     checks = re.search(r'<ul id="baseline-check">(.*?)</ul>', page).group(1)
     assert checks.count("<li>") == 2 and "below class mean color 21.50 (-4.00 dB)" in checks
     assert page.count("data:image/png;base64,") == 1
+
+
+def guided(psnr: float, miou: float, gain: float) -> dict[str, float]:
+    return task_metrics(psnr) | {"miou": miou, "exemplar_gain": gain}
+
+
+GUIDED_FILE = combine(
+    {
+        "full": payload(swap=guided(15.0, 0.4, 1.25)) | {"attention": {"entropy": 0.8, "label_match": 0.6}},
+        "gap": payload(swap=guided(16.0, 0.35, 0.5)),
+    },
+    {
+        "class_mean": payload(swap=guided(16.5, 0.5, 3.0)),
+        "truth": {"tasks": {"swap": {"miou": 0.55}}, "backbones": {"miou": "color parser"}},
+    },
+)
+GUIDED_MODELS = ["full", "gap", "class_mean"]
+
+
+def test_combine_keeps_attention_for_models_that_attend_and_the_truths_miou():
+    assert GUIDED_FILE["full"]["attention"] == {"entropy": 0.8, "label_match": 0.6}
+    assert "attention" not in GUIDED_FILE["gap"] and "attention" not in GUIDED_FILE["class_mean"]
+    assert GUIDED_FILE["full"]["swap"]["exemplar_gain"] == 1.25
+    assert GUIDED_FILE["truth"] == {"swap": {"miou": 0.55}}
+    assert GUIDED_FILE["backbones"]["miou"] == "color parser" and GUIDED_FILE["backbones"]["psnr"] == "pixels"
+
+
+def test_the_guidance_table_has_a_row_per_measured_key_and_the_truth_as_last_column(tmp_path):
+    markdown = markdown_report(GUIDED_FILE, GUIDED_MODELS, [], cases={"swap": 2}, relative_to=tmp_path)
+    assert "| measure | full | gap | class mean color | ground truth |" in markdown
+    assert "| swap: exemplar gain (dB) ↑ | +1.25 | +0.50 | +3.00 | – |" in markdown
+    assert "| attention entropy (1 = uniform) | 0.800 | – | – | – |" in markdown
+    assert "| attention label match ↑ | 0.600 | – | – | – |" in markdown
+    assert "| swap: layout mIoU ↑ | 0.400 | 0.350 | 0.500 | 0.550 |" in markdown
+    assert "duplicating: layout mIoU" not in markdown  # no model measured it
+    page = html_report(GUIDED_FILE, GUIDED_MODELS, [], cases={"swap": 2})
+    table = re.search(r'<table id="guidance">(.*?)</table>', page).group(1)
+    assert table.count("<tr>") == 5 and "<th>ground truth</th>" in table and "<td>+3.00</td>" in table
+
+
+def test_without_guidance_metrics_there_is_no_guidance_table(tmp_path):
+    assert '<table id="guidance">' not in html_report(METRICS_FILE, MODELS, [], cases={"swap": 2})
+    assert "| measure |" not in markdown_report(METRICS_FILE, MODELS, [], cases={"swap": 2}, relative_to=tmp_path)

@@ -218,7 +218,8 @@ class TrainConfig(_Section):
 
 class TasksConfig(_Section):
     seed: int = 0
-    """Seed of the test-scene subset, the retrieval candidates and the swap partners."""
+    """Seed of the test-scene subset, the retrieval candidates and the swap partners (and, in `evaluate`
+    and `baselines`, of the other exemplars behind the swap task's exemplar gain)."""
     max_scenes: int | None = Field(240, ge=2)
     """Test scenes evaluated, a seeded subset (null: all). Each gives one case per task."""
     pool_percentile: float = Field(20.0, gt=0, le=100)

@@ -1,10 +1,12 @@
 """The report of stage `report`: Table 1's layout over our variants and baselines, and the figures.
 
-`combine` gathers the evaluation files into `reports/metrics.json` (model -> task -> metric, the
-file `dvc metrics show` reads); `markdown_report` and `html_report` render the same table (rows task x
-metric, columns models, the best of each row marked) beside the paper's COCO-stuff numbers, each trained
-variant's duplicating PSNR against the baselines, then the figures. The HTML embeds every figure, so
-the one file is the whole report.
+`combine` gathers the evaluation files into `reports/metrics.json` (model -> task -> metric, plus
+model -> "attention" -> statistic for MSCA models and "truth" -> task -> "miou"; the file `dvc
+metrics show` reads); `markdown_report` and `html_report` render the same table (rows task x metric,
+columns models, the best of each row marked) beside the paper's COCO-stuff numbers, each trained
+variant's duplicating PSNR against the baselines, the guidance table (`guidance_rows`: exemplar gain,
+attention entropy and label match, layout mIoU with the ground truth's as ceiling), then the figures.
+The HTML embeds every figure, so the one file is the whole report.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from egsynth.evaluation.evaluate import HIGHER_IS_BETTER, METRICS
+from egsynth.evaluation.evaluate import HIGHER_IS_BETTER, METRICS, SWAP, model_metrics
 from egsynth.evaluation.tasks import TASKS
 
 PAPER_TABLE_1 = {
@@ -60,16 +62,26 @@ NOT_COMPARABLE = (
     "within a table, not across the two."
 )
 
-METRIC_NAMES = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "fid": "FID ↓", "style": "L_style ↓"}
+METRIC_NAMES = {
+    "psnr": "PSNR ↑",
+    "ssim": "SSIM ↑",
+    "lpips": "LPIPS ↓",
+    "fid": "FID ↓",
+    "style": "L_style ↓",
+    "miou": "layout mIoU ↑",
+}
 BASELINES = ("untrained", "class_mean")
-MODEL_NAMES = {"untrained": "untrained full", "class_mean": "class mean color"}
+TRUTH = "truth"
+MODEL_NAMES = {"untrained": "untrained full", "class_mean": "class mean color", TRUTH: "ground truth"}
 
 
 def combine(variants: dict[str, dict], baselines: dict[str, dict]) -> dict:
-    """reports/metrics.json: model -> task -> metric for every variant and baseline, plus the backbones."""
+    """reports/metrics.json: `model_metrics` of every variant and baseline (and the truth), plus the
+    backbones of each metric, the labels of every model joined."""
     models = variants | baselines
-    backbones = {metric: sorted({payload["backbones"][metric] for payload in models.values()}) for metric in METRICS}
-    return {name: payload["tasks"] for name, payload in models.items()} | {
+    labels = {metric: {p["backbones"].get(metric) for p in models.values()} - {None} for metric in METRIC_NAMES}
+    backbones = {metric: sorted(names) for metric, names in labels.items() if names}
+    return {name: model_metrics(payload) for name, payload in models.items()} | {
         "backbones": {metric: "; ".join(labels) for metric, labels in backbones.items()}
     }
 
@@ -106,6 +118,8 @@ def format_value(metric: str, value: float | None) -> str:
         return "–"
     if metric == "style":
         return f"{value:.2e}"
+    if metric == "exemplar_gain":
+        return f"{value:+.2f}"
     if metric in ("psnr", "fid"):
         return f"{value:.2f}"
     return f"{value:.3f}"
@@ -154,6 +168,67 @@ def baseline_check(metrics: dict, models: list[str]) -> list[str]:
     return lines
 
 
+GUIDANCE_TITLE = "Does the output follow its inputs?"
+GUIDANCE_INTRO = (
+    "Exemplar gain: the swap PSNR with the true exemplar minus the "
+    "swap PSNR with another case's exemplar (same target labels and ground truth); 0 for a model that "
+    "ignores its exemplar. Attention entropy: the finest MSCA's spatial maps, 1 = uniform over the exemplar. "
+    "Label match: the share of the finest MSCA's attention that lands on exemplar pixels of the target "
+    "pixel's class (where the exemplar has it). Layout mIoU: the pipeline's parser on the images against the "
+    "target labels (SPADE's measure); the ground truth's is its ceiling. '–': not measured (no attention, or "
+    "no parser network)."
+)
+GUIDANCE_ROWS = (
+    (SWAP, "exemplar_gain", "swap: exemplar gain (dB) ↑"),
+    ("attention", "entropy", "attention entropy (1 = uniform)"),
+    ("attention", "label_match", "attention label match ↑"),
+    *((task, "miou", f"{task}: {METRIC_NAMES['miou']}") for task in TASKS),
+)
+"""(key in metrics.json under a model, metric, row name) of the guidance table."""
+
+
+def guidance_rows(metrics: dict, models: list[str]) -> list[tuple[str, list[str]]]:
+    """(row name, one formatted cell per model) for the rows of GUIDANCE_ROWS some model has."""
+    rows = []
+    for group, metric, name in GUIDANCE_ROWS:
+        values = [metrics.get(model, {}).get(group, {}).get(metric) for model in models]
+        if any(value is not None for value in values):
+            rows.append((name, [format_value(metric, value) for value in values]))
+    return rows
+
+
+def guidance_models(metrics: dict, models: list[str]) -> list[str]:
+    """The guidance table's columns: Table 1's models, then the ground truth where it was measured."""
+    return models + ([TRUTH] if TRUTH in metrics and TRUTH not in models else [])
+
+
+def guidance_markdown(metrics: dict, models: list[str]) -> list[str]:
+    columns = guidance_models(metrics, models)
+    rows = guidance_rows(metrics, columns)
+    if not rows:
+        return []
+    header = ["measure", *(_model_name(m) for m in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    return [f"## {GUIDANCE_TITLE}", "", GUIDANCE_INTRO, "", *lines, ""]
+
+
+def guidance_html(metrics: dict, models: list[str]) -> str:
+    columns = guidance_models(metrics, models)
+    rows = guidance_rows(metrics, columns)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(_model_name(m))}</th>" for m in columns)
+    body = "".join(
+        f'<tr><td class="metric">{html.escape(name)}</td>' + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+        for name, cells in rows
+    )
+    return (
+        f"<h2>{html.escape(GUIDANCE_TITLE)}</h2><p>{html.escape(GUIDANCE_INTRO)}</p>"
+        f'<table id="guidance"><thead><tr><th>measure</th>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
 @dataclass(frozen=True)
 class Figure:
     path: Path  # the PNG, under reports/figures/
@@ -190,6 +265,7 @@ def markdown_report(
         "",
         *_backbone_lines(metrics["backbones"]),
         "",
+        *guidance_markdown(metrics, models),
     ]
     for figure in figures:
         parts += [
@@ -260,5 +336,6 @@ def html_report(metrics: dict, models: list[str], figures: list[Figure], *, case
         f"{check_html}"
         f'<p class="note">{html.escape(NOT_COMPARABLE)}</p>'
         f"<p>Backbones behind each metric:</p><ul>{backbones}</ul>"
+        f"{guidance_html(metrics, models)}"
         f"{''.join(figure_html)}</body></html>\n"
     )
