@@ -2,7 +2,8 @@
 
 Reads every `evaluate@VARIANT` output and the baselines; writes `reports/metrics.json` (the file
 `dvc metrics show` reads), `reports/report.md`, the self-contained `reports/report.html`, and the PNGs
-under `reports/figures/`: a qualitative grid per task (Fig. 4), the training loss curves, and each
+under `reports/figures/`: a qualitative grid per task (Fig. 4), the training loss curves, the finest
+MSCA's attention statistics at each training checkpoint (`plots/attention/`, MSCA variants), and each
 variant's own figures (swap matrix, attention, interpolation, extrapolation, transfer matrix).
 """
 
@@ -28,6 +29,7 @@ METRICS_DIR = Path("reports/metrics")
 EVALUATIONS = Path("reports/evaluations")
 CASES = Path("data/eval")
 CURVES = Path("plots/train")
+ATTENTION_CURVES = Path("plots/attention")
 FIGURES = Path("reports/figures")
 REPORTS = Path("reports")
 
@@ -82,6 +84,16 @@ def report_stage(params: Params) -> None:
         made.append(
             Figure(staging / "loss_curves.png", "Training losses", "Generator and discriminator losses per step.")
         )
+        attention = {v: pd.read_csv(ATTENTION_CURVES / f"{v}.csv") for v in variants}
+        attention = {v: frame for v, frame in attention.items() if not frame.empty}
+        if attention:
+            path = staging / "attention_curves.png"
+            figures.loss_curves(attention, path, window=1, title="finest MSCA attention at each checkpoint")
+            caption = (
+                "On fixed training pairs: the spatial maps' entropy (1 = uniform) and the share of attention on "
+                "exemplar pixels of the target pixel's class."
+            )
+            made.append(Figure(path, "Attention over training", caption))
         for variant in variants:
             for entry in json.loads((EVALUATIONS / variant / FIGURES_INDEX).read_text()):
                 copy = staging / f"{variant}_{entry['file']}"

@@ -3,10 +3,13 @@
 Phase 1 trains on the patch cross-reconstruction rows only; phase 2 on enlarged patches plus global
 self-reconstruction (`no_global`: more phase-1 rows instead). MSCA variants start from the
 `pretrain` stage's weights. Writes `models/VARIANT/generator.pt`, the loss curves
-`plots/train/VARIANT.csv` and a resumable checkpoint under `models/VARIANT/checkpoints/` (kept across
-runs), named by the params and the md5s of every dep in dvc.yaml, code, data and `models/pretrain.pt`
-alike (see `egsynth.training.checkpoint`): a run resumes only the checkpoint of the same params and
-deps, and deletes the others. Multi-GPU: `torchrun --nproc_per_node N -m pipeline.train VARIANT`.
+`plots/train/VARIANT.csv`, the finest MSCA's attention statistics at each checkpoint
+`plots/attention/VARIANT.csv` (step, entropy, label_match; no rows without MSCA, and only the
+checkpoints of this run after a resume) and a resumable checkpoint under
+`models/VARIANT/checkpoints/` (kept across runs), named by the params and the md5s of every dep in
+dvc.yaml, code, data and `models/pretrain.pt` alike (see `egsynth.training.checkpoint`): a run
+resumes only the checkpoint of the same params and deps, and deletes the others. Multi-GPU:
+`torchrun --nproc_per_node N -m pipeline.train VARIANT`.
 """
 
 import sys
@@ -22,6 +25,7 @@ from egsynth.config import Params
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import phase_rows, read_manifests
+from egsynth.evaluation.guidance import ATTENTION_STATISTICS, attention_probe
 from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
 from egsynth.losses import VGGPerceptualLoss
@@ -78,6 +82,7 @@ def train_stage(params: Params, variant: str) -> None:
             discard_other_checkpoints(checkpoint)
         epochs = epoch_data(params, variant)
         samples = next(iter(DataLoader(epochs[0].cross, batch_size=4)))  # fixed rows, shown at every checkpoint
+        attention_rows = []  # the attention probe on `samples` at each checkpoint
         with tempfile.TemporaryDirectory(prefix="egsynth-samples-") as scratch:
 
             def log_samples(step: int, _: Path) -> None:
@@ -89,6 +94,10 @@ def train_stage(params: Params, variant: str) -> None:
                     device=context.device,
                 )
                 run.log_artifact(grid, "samples")
+                attention = attention_probe(generator, samples, device=context.device)
+                if attention:
+                    attention_rows.append({"step": step} | attention)
+                    run.log_metrics({"attention": attention}, step=step)
 
             result = train_gan(
                 generator=generator,
@@ -107,6 +116,8 @@ def train_stage(params: Params, variant: str) -> None:
             save_generator(generator, params.model, out / "generator.pt")
             with atomic_path(Path("plots/train") / f"{variant}.csv") as staging:
                 pd.DataFrame(result.history).to_csv(staging, index=False)
+            with atomic_path(Path("plots/attention") / f"{variant}.csv") as staging:
+                pd.DataFrame(attention_rows, columns=["step", *ATTENTION_STATISTICS]).to_csv(staging, index=False)
             run.log_metrics({"rollbacks": result.rollbacks, "steps": result.steps})
 
 

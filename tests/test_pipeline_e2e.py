@@ -152,8 +152,29 @@ def test_trained_generators_reload_and_synthesize_at_the_label_map_size(smoke_re
         assert len(curve) > 0 and curve["g_loss"].notna().all()
 
 
+def test_training_logs_the_attention_statistics_of_msca_variants_at_every_checkpoint(smoke_repo):
+    root, _, _ = smoke_repo
+    full = pd.read_csv(root / "plots" / "attention" / "full.csv")
+    assert list(full.columns) == ["step", "entropy", "label_match"] and len(full) > 0
+    assert (
+        full["step"].is_monotonic_increasing
+        and full[["entropy", "label_match"]].apply(lambda v: v.between(0, 1)).all().all()
+    )
+    gap = pd.read_csv(root / "plots" / "attention" / "gap.csv")
+    assert list(gap.columns) == ["step", "entropy", "label_match"] and gap.empty  # no attention to measure
+
+
 METRIC_KEYS = {"psnr", "ssim", "lpips", "fid", "style"}
 TASK_NAMES = {"duplicating", "mirroring", "retrieving", "swap"}
+ATTENDING = {"full", "untrained"}  # MSCA generators: the `untrained` baseline is `full` at initialization
+
+
+def expected_cells(model: str) -> set[tuple[str, str]]:
+    """(task or "attention", metric) of every metric a model has in reports/metrics.json."""
+    if model == "truth":
+        return {(task, "miou") for task in TASK_NAMES}
+    cells = {(task, metric) for task in TASK_NAMES for metric in METRIC_KEYS | {"miou"}} | {("swap", "exemplar_gain")}
+    return cells | ({("attention", "entropy"), ("attention", "label_match")} if model in ATTENDING else set())
 
 
 def test_metrics_json_has_every_cell_and_names_its_backbones(smoke_repo):
@@ -213,6 +234,7 @@ def test_report_embeds_the_table_and_every_figure(smoke_repo):
         "qualitative_retrieving.png",
         "qualitative_swap.png",
         "loss_curves.png",
+        "attention_curves.png",
         "full_swap_matrix.png",
         "full_attention_0.png",
         "full_style_interpolation.png",
