@@ -9,7 +9,8 @@ comes first. The README's "How long training must be" numbers come from it.
 
 Needs the pipeline's data: run `make repro` (or `dvc repro pretrain`) first.
 Run: .venv/bin/python benchmarks/psnr_vs_iterations.py [--variant full] [--generator-every 1] [--lr 1e-3]
-[--ndf 32] [--lambda-l1 10] [--phase1 5] [--phase2 5] [--eval-every 240] [--device cuda] [--max-steps N]
+[--ndf 32] [--lambda-l1 10] [--warmup 1]
+[--warmup-lr 1e-3] [--phase1 5] [--phase2 5] [--eval-every 240] [--device cuda] [--max-steps N]
 """
 
 import argparse
@@ -78,6 +79,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, help="overrides train.lr")
     parser.add_argument("--ndf", type=int, help="overrides train.ndf")
     parser.add_argument("--lambda-l1", type=float, help="overrides train.lambda_l1")
+    parser.add_argument("--warmup", type=int, help="warm-up epochs without D (default: train.warmup_epochs)")
+    parser.add_argument("--warmup-lr", type=float, help="overrides train.warmup_lr")
     parser.add_argument("--phase1", type=int, help="phase-1 epochs (default: train.phase1_epochs)")
     parser.add_argument("--phase2", type=int, help="phase-2 epochs (default: train.phase2_epochs)")
     parser.add_argument("--eval-every", type=int, default=120, help="iterations between evaluations")
@@ -93,11 +96,13 @@ def main() -> None:
         "lr": args.lr,
         "ndf": args.ndf,
         "lambda_l1": args.lambda_l1,
+        "warmup_epochs": args.warmup,
+        "warmup_lr": args.warmup_lr,
         "phase1_epochs": args.phase1,
         "phase2_epochs": args.phase2,
     }
-    train = params.train.model_copy(
-        update={k: v for k, v in overrides.items() if v is not None} | {"checkpoint_every": 10**9}
+    train = params.train.model_validate(
+        params.train.model_dump() | {k: v for k, v in overrides.items() if v is not None} | {"checkpoint_every": 10**9}
     )
     params = params.model_copy(update={"train": train})
     device = torch.device(args.device)

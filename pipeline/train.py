@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from egsynth.config import Params
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.data.datasets import PairDataset
-from egsynth.data.patches import phase_rows, read_manifests
+from egsynth.data.patches import patch_self_reconstruction_rows, phase_rows, read_manifests
 from egsynth.evaluation.guidance import ATTENTION_STATISTICS, attention_probe
 from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
@@ -45,7 +45,9 @@ PRETRAINED = Path("models/pretrain.pt")
 
 
 def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> list[EpochData]:
-    """The datasets of every epoch, phase 1 then phase 2, in the manifest's order."""
+    """The datasets of every epoch, phase 1 then phase 2. Phase 1's first `train.warmup_epochs` train
+    without D, on the cross task and self-reconstruction of the same target patches (Eq. 10 at patch
+    size; not for `no_global`)."""
     tables = read_manifests(manifests)
     scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
     sizes = {
@@ -53,12 +55,17 @@ def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> 
         "patch_size": params.manifest.patch_size,
         "cache_size": len(scenes),
     }
+    use_global = variant != "no_global"
     epochs = []
     for phase, count in ((1, params.train.phase1_epochs), (2, params.train.phase2_epochs)):
-        rows = phase_rows(tables, phase=phase, use_global=variant != "no_global")
+        rows = phase_rows(tables, phase=phase, use_global=use_global)
         for epoch in sorted(rows["cross"]["epoch"].unique())[:count]:
             datasets = {task: PairDataset(r[r["epoch"] == epoch], scenes, parsed, **sizes) for task, r in rows.items()}
-            epochs.append(EpochData(cross=datasets["cross"], global_=datasets.get("global")))
+            adversarial = len(epochs) >= params.train.warmup_epochs  # phase 1 comes first
+            if not adversarial and use_global:
+                own = patch_self_reconstruction_rows(rows["cross"][rows["cross"]["epoch"] == epoch])
+                datasets["global"] = PairDataset(own, scenes, parsed, **sizes)
+            epochs.append(EpochData(cross=datasets["cross"], global_=datasets.get("global"), adversarial=adversarial))
     return epochs
 
 

@@ -8,6 +8,7 @@ from egsynth.data.patches import (
     TABLES,
     build_manifests,
     patch_rows,
+    patch_self_reconstruction_rows,
     phase_rows,
     read_manifests,
     sample_pairs,
@@ -177,3 +178,13 @@ def test_zero_epochs_give_empty_tables_with_the_columns():
 def test_no_train_scene_is_an_error():
     with pytest.raises(DatasetError, match="no train scenes"):
         build_manifests(scenes_table(train=0), MANIFEST, TRAIN, PRETRAIN)
+
+
+def test_patch_self_reconstruction_rows_make_each_target_crop_its_own_exemplar(tables):
+    cross = phase_rows(tables, phase=1)["cross"]
+    own = patch_self_reconstruction_rows(cross)
+    for field in ("y", "x", "size"):
+        assert (own[f"exemplar_{field}"] == cross[f"target_{field}"]).all()
+        assert (own[f"target_{field}"] == cross[f"target_{field}"]).all()
+    assert (own["flip_exemplar"] == cross["flip_target"]).all()
+    assert (cross["exemplar_x"] != cross["target_x"]).any(), "the input rows are left as they were"

@@ -113,6 +113,46 @@ def test_every_variant_trains_with_finite_losses_and_changing_weights(variant, t
     assert changed(d_before, trainable(discriminator)) == d_before.keys()
 
 
+def test_a_warmup_epoch_updates_g_every_step_on_the_pixel_l1_alone_and_leaves_d_untouched(tmp_path, one_thread):
+    train = tiny_train(generator_every=5, lambda_l1=1.0, warmup_epochs=1, warmup_lr=1e-2, checkpoint_every=100)
+    modules = build("full", train=train)
+    g_before, d_before = trainable(modules[0]), trainable(modules[1])
+    warmup = [EpochData(cross=SceneItems(4, PATCH, seed=1), adversarial=False)]
+    result, generator, discriminator = run("full", warmup, tmp_path / "c.pt", train=train, modules=modules)
+    assert [entry["step"] for entry in result.history if "g_loss" in entry] == [1, 2]  # G every step, not every 5th
+    assert all("d_loss" not in entry for entry in result.history)
+    assert all(entry["g_gan"] == entry["g_feat"] == entry["g_vgg"] == 0 for entry in result.history)
+    assert all(entry["g_l1"] > 0 and entry["g_loss"] == entry["g_l1"] for entry in result.history)
+    assert changed(d_before, trainable(discriminator)) == set()
+    assert len(changed(g_before, trainable(generator))) > 0.8 * len(g_before)
+
+
+def test_the_warmup_trains_g_at_warmup_lr_and_the_adversarial_epochs_at_lr(tmp_path, one_thread):
+    """Adam's first step moves every weight by about the lr: the warm-up's lr is 100 times the GAN's."""
+    train = tiny_train(lambda_l1=1.0, warmup_epochs=1, lr=1e-5, warmup_lr=1e-3, checkpoint_every=100)
+    epochs = [
+        EpochData(cross=SceneItems(2, PATCH, seed=1), adversarial=False),
+        EpochData(cross=SceneItems(2, PATCH, seed=2)),
+    ]
+    generator = build("full", train=train)[0]
+    start = trainable(generator)
+    run("full", epochs[:1], tmp_path / "warm.pt", train=train, modules=(generator, *build("full", train=train)[1:]))
+    warm = trainable(generator)
+    generator = build("full", train=train)[0]
+    run("full", epochs[1:], tmp_path / "gan.pt", train=train, modules=(generator, *build("full", train=train)[1:]))
+    gan = trainable(generator)
+    name = "synthesis.to_image.weight"
+    assert (warm[name] - start[name]).abs().max().item() == pytest.approx(1e-3, rel=0.05)
+    assert (gan[name] - start[name]).abs().max().item() == pytest.approx(1e-5, rel=0.05)
+
+
+def test_warmup_epochs_must_lie_in_phase_1_and_need_a_reconstruction_term():
+    with pytest.raises(ValueError, match="at most train.phase1_epochs"):
+        tiny_train(warmup_epochs=2, phase1_epochs=1, lambda_l1=1.0)
+    with pytest.raises(ValueError, match="lambda_l1 > 0"):
+        tiny_train(warmup_epochs=1, lambda_l1=0.0)
+
+
 def test_lambda_l1_adds_exactly_the_weighted_pixel_l1_and_changes_no_other_term(tmp_path, one_thread):
     variant = "full"
     epochs = two_phase_epochs(variant, cross_items=2)[:1]  # one step of batch 2: items 0 and 1

@@ -195,6 +195,11 @@ class TrainConfig(_Section):
     """Patch cross-reconstruction only (paper: 20, appendix F)."""
     phase2_epochs: int = Field(1, ge=0)
     """Enlarged patches plus global self-reconstruction (paper: 20, appendix F)."""
+    warmup_epochs: int = Field(0, ge=0)
+    """The first this many phase-1 epochs train G alone on the pixel L1 term, every iteration, without D
+    (paper: 0; README, "Deviations")."""
+    warmup_lr: float = Field(1e-3, gt=0)
+    """Adam learning rate of G in the warm-up epochs."""
     lambda_global: float = Field(1.0, ge=0)
     """λ of Eq. 11, weight of the global self-reconstruction task (paper: 1)."""
     gan_loss: Literal["hinge", "log"] = "hinge"
@@ -214,6 +219,17 @@ class TrainConfig(_Section):
     """Scales of the multiscale PatchGAN."""
     checkpoint_every: int = Field(50, ge=1)
     """Steps between resumable checkpoints."""
+
+    @model_validator(mode="after")
+    def _warmup_within_phase1(self) -> TrainConfig:
+        if self.warmup_epochs > self.phase1_epochs:
+            raise ValueError(
+                f"train.warmup_epochs ({self.warmup_epochs}) counts phase-1 epochs: at most "
+                f"train.phase1_epochs ({self.phase1_epochs})"
+            )
+        if self.warmup_epochs and not self.lambda_l1:
+            raise ValueError("train.warmup_epochs trains on the pixel L1 term: set train.lambda_l1 > 0")
+        return self
 
 
 class TasksConfig(_Section):

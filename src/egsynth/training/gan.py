@@ -15,6 +15,13 @@ min-max alternates: D is updated every iteration, G every `generator_every` iter
 "every 5 iterations"), on the steps that are multiples of it (steps count from 1). Both use
 Adam(lr, betas).
 
+Warm-up epochs (`EpochData.adversarial` False; the first `train.warmup_epochs` of phase 1) train G
+alone, every iteration, at `train.warmup_lr`, on the pixel L1 term (and KL for `spade_vae`): without
+D there is no adversarial or feature-matching term, and D is neither run nor updated; the random
+VGG's perceptual term is left out too (it nearly doubles a warm-up step and did not raise PSNR). Not
+in the paper: within a CPU budget of a few hundred G updates, the adversarial schedule leaves G far
+from painting the routed colors (README, "Deviations").
+
 Order within an iteration (pix2pixHD's): one G forward; L_G through the current D (its weights
 frozen for that backward), L_D on x̂ detached; then, only if every loss and gradient is finite on
 every rank, both optimizers step. So neither update sees the other's step of the same iteration.
@@ -97,6 +104,7 @@ class EpochData:
 
     cross: Dataset  # patch pairs of the cross-reconstruction task (Eq. 9)
     global_: Dataset | None = None  # global self-reconstruction (Eq. 10); None: the cross task only (phase 1)
+    adversarial: bool = True  # False: a warm-up epoch, G alone on the reconstruction terms (module docstring)
 
 
 @dataclass
@@ -384,7 +392,10 @@ def train_gan(
                 tasks = [(_to_device(cross, ctx.device, "cross"), 1.0)]
                 if global_ is not None:
                     tasks.append((_to_device(global_, ctx.device, "global"), config.lambda_global))
-                update_g = (run.step + 1) % config.generator_every == 0
+                adversarial = plans[run.epoch].data.adversarial
+                update_g = not adversarial or (run.step + 1) % config.generator_every == 0
+                for group in optimizer_g.param_groups:
+                    group["lr"] = config.lr if adversarial else config.warmup_lr
                 snapshot = _buffers([generator, discriminator])
                 terms = _iteration(
                     G=G,
@@ -395,6 +406,7 @@ def train_gan(
                     tasks=tasks,
                     config=config,
                     update_g=update_g,
+                    adversarial=adversarial,
                 )
                 values = average(torch.stack(list(terms.values())).detach().float(), ctx).tolist()
                 losses = dict(zip(terms, values, strict=True))
@@ -402,16 +414,19 @@ def train_gan(
                 if all(math.isfinite(v) for v in values):
                     if update_g:
                         optimizer_g.step()
-                    optimizer_d.step()
+                    if adversarial:
+                        optimizer_d.step()
+                        losses["d_loss"] = sum(losses[k] for k in D_TERMS)
                     run.consecutive = 0
-                    losses["d_loss"] = sum(losses[k] for k in D_TERMS)
                     if update_g:
                         losses["g_loss"] = sum(losses[k] for k in G_TERMS)
                     run.history.append({"step": run.step, **losses})
                     if ctx.is_main and on_step is not None:
                         on_step(run.step, losses)
                     bar.set_postfix(
-                        d=f"{losses['d_loss']:.3g}", g=f"{_latest(run.history, 'g_loss'):.3g}", refresh=False
+                        d=f"{_latest(run.history, 'd_loss'):.3g}",
+                        g=f"{_latest(run.history, 'g_loss'):.3g}",
+                        refresh=False,
                     )
                 else:  # no optimizer has stepped: restoring the buffers restores the last good state
                     _restore_buffers([generator, discriminator], snapshot)
@@ -490,11 +505,15 @@ def _iteration(
     tasks: list[tuple[dict[str, Tensor], float]],  # (batch, weight): cross (1) and global (λ)
     config: TrainConfig,
     update_g: bool,
+    adversarial: bool = True,
 ) -> dict[str, Tensor]:
-    """Backward of L_G (when update_g) and L_D for one iteration; returns the loss terms and gradient norms.
+    """Backward of L_G (when update_g) and L_D (when adversarial) for one iteration; returns the loss
+    terms and gradient norms.
 
     The terms are returned weighted as they enter the totals (task weight, lambda_feat, lambda_vgg,
     lambda_l1, lambda_kl), so d_loss = d_real + d_fake and g_loss = g_gan + g_feat + g_vgg + g_l1 + g_kl.
+    A warm-up iteration (not adversarial) runs no D and no VGG: only g_l1 (and g_kl) are nonzero, and there
+    are no D terms.
     No optimizer steps.
     """
     mode = config.gan_loss
@@ -508,12 +527,13 @@ def _iteration(
         g = dict.fromkeys(G_TERMS, torch.zeros((), device=outputs[0].image.device))
         with _frozen(d_params):
             for (batch, weight), out in zip(tasks, outputs, strict=True):
-                fake_d, real_d = _discriminate(d_core, out.image, batch)
-                g["g_gan"] = g["g_gan"] + weight * gan_loss(
-                    fake_d, target_is_real=True, for_discriminator=False, mode=mode
-                )
-                g["g_feat"] = g["g_feat"] + weight * config.lambda_feat * feature_matching_loss(fake_d, real_d)
-                if perceptual is not None and config.lambda_vgg > 0:
+                if adversarial:
+                    fake_d, real_d = _discriminate(d_core, out.image, batch)
+                    g["g_gan"] = g["g_gan"] + weight * gan_loss(
+                        fake_d, target_is_real=True, for_discriminator=False, mode=mode
+                    )
+                    g["g_feat"] = g["g_feat"] + weight * config.lambda_feat * feature_matching_loss(fake_d, real_d)
+                if adversarial and perceptual is not None and config.lambda_vgg > 0:
                     g["g_vgg"] = g["g_vgg"] + weight * config.lambda_vgg * perceptual(out.image, batch["target"])
                 if config.lambda_l1 > 0:
                     g["g_l1"] = g["g_l1"] + weight * config.lambda_l1 * F.l1_loss(out.image, batch["target"])
@@ -522,6 +542,8 @@ def _iteration(
             sum(g.values()).backward()
         terms |= g
         norms["g_grad_norm"] = _grad_norm(g_params, outputs[0].image.device)
+    if not adversarial:
+        return terms | norms
 
     d = dict.fromkeys(D_TERMS, torch.zeros((), device=outputs[0].image.device))
     for (batch, weight), out in zip(tasks, outputs, strict=True):
