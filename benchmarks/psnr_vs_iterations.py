@@ -1,13 +1,14 @@
-"""Duplicating-task PSNR of a generator against its training iterations, beside the class-mean baseline.
+"""Guidance of a generator against its training iterations, beside the class-mean baseline.
 
-Trains one variant as the `train` stage does (pretrained MSCA weights, the manifest's pairs, Eq. 11-12)
-under overrides of the `train` params and a phase schedule of its own, and prints one JSON line
-before training, every `--eval-every` iterations, at the end of phase 1 and at the end: the PSNR of
-the duplicating task (the exemplar is the ground truth itself, Sec. 4) on a seeded subset of the test
-split, the losses and the seconds spent training. The class-mean-color baseline on the same scenes
-comes first. The README's "How long training must be" numbers come from it.
+Trains one variant as the `train` stage does (pretrained MSCA weights, the manifest's pairs, Eq. 11-12,
+warm-up epochs included) under overrides of the `train` params and a phase schedule of its own, and
+prints one JSON line before training, every `--eval-every` iterations, at the end of phase 1 and at
+the end: on the pipeline's first `--eval-scenes` duplicating and swap cases (`data/eval`), the mean
+PSNR of each task, the swap exemplar gain (PSNR with the true exemplar minus with another case's, the
+`evaluate` stage's derangement) and, with MSCA, the finest attention's entropy and label match; then
+the losses and the seconds spent training. The class-mean-color baseline on the same cases comes first.
 
-Needs the pipeline's data: run `make repro` (or `dvc repro pretrain`) first.
+Needs the pipeline's data: run `make repro` (or `dvc repro pretrain tasks`) first.
 Run: .venv/bin/python benchmarks/psnr_vs_iterations.py [--variant full] [--generator-every 1] [--lr 1e-3]
 [--ndf 32] [--lambda-l1 10] [--warmup 1]
 [--warmup-lr 1e-3] [--phase1 5] [--phase2 5] [--eval-every 240] [--device cuda] [--max-steps N]
@@ -22,17 +23,27 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `pipeline`
 
-from pipeline.train import PARSED, PRETRAINED, SCENES, epoch_data  # noqa: E402
+from pipeline.evaluate import CASES  # noqa: E402
+from pipeline.train import PRETRAINED, SCENES, epoch_data  # noqa: E402
 
 from egsynth.config import load_params  # noqa: E402
-from egsynth.data.datasets import SceneLoader, one_hot, to_image_tensor  # noqa: E402
+from egsynth.data.datasets import one_hot  # noqa: E402
 from egsynth.data.patches import build_manifests, write_manifests  # noqa: E402
-from egsynth.evaluation.evaluate import class_mean_color  # noqa: E402
+from egsynth.evaluation.evaluate import (  # noqa: E402
+    SWAP,
+    case_psnr,
+    class_mean_color,
+    generator_synthesizer,
+    other_exemplars,
+    painter,
+)
+from egsynth.evaluation.guidance import AttentionStatistics  # noqa: E402
 from egsynth.evaluation.metrics import psnr  # noqa: E402
-from egsynth.evaluation.tasks import select_test_scenes  # noqa: E402
+from egsynth.evaluation.tasks import CaseDataset, read_cases  # noqa: E402
 from egsynth.losses import VGGPerceptualLoss  # noqa: E402
 from egsynth.models.discriminator import build_discriminator  # noqa: E402
 from egsynth.models.features import VGGFeatures  # noqa: E402
@@ -40,35 +51,32 @@ from egsynth.models.generator import build_generator  # noqa: E402
 from egsynth.training import train_gan  # noqa: E402
 from egsynth.training.pretrain import initialize_from_pretraining  # noqa: E402
 
-SUBSET = 240  # a seeded subset of the test split, as `tasks.max_scenes` draws one; the first --eval-scenes are used
+EVAL_TASKS = ("duplicating", "swap")
 
 
 class StopTraining(Exception):
     """Raised from `on_step` at --max-steps: `train_gan` has no other way to stop early."""
 
 
-def duplicating_cases(scenes: pd.DataFrame, parsed: pd.DataFrame, *, count: int, image_size: int, seed: int):
-    """(c1 [N, H, W] class indices, x2 = the ground truth [N, 3, H, W] in [-1, 1], c~2 [N, H, W])."""
-    test = select_test_scenes(scenes, max_scenes=SUBSET, seed=seed).head(count)
-    loader = SceneLoader(scenes, parsed, image_size=image_size)
-    items = [loader(int(i)) for i in test["image_id"]]
-    return (
-        torch.stack([torch.from_numpy(s.labels.copy()) for s in items]),
-        torch.stack([to_image_tensor(s.image) for s in items]),
-        torch.stack([torch.from_numpy(s.parsed.copy()) for s in items]),
-    )
-
-
 @torch.no_grad()
-def mean_psnr(synthesize, cases, device: torch.device, batch_size: int = 16) -> float:
-    """Mean PSNR (dB) of synthesize(c1, x2, c~2) against x2 over the cases."""
-    labels, images, parsed = cases
-    values = []
-    for start in range(0, len(images), batch_size):
-        c1, c2 = (one_hot(t[start : start + batch_size].to(device)) for t in (labels, parsed))
-        x2 = images[start : start + batch_size].to(device)
-        values.append(psnr(synthesize(c1, x2, c2), x2).cpu())
-    return float(torch.cat(values).mean())
+def guidance(synthesize, cases: pd.DataFrame, others: pd.DataFrame, *, image_size: int, device: torch.device) -> dict:
+    """Mean PSNR per task, the swap exemplar gain and (when `synthesize` attends) the attention statistics."""
+    attention = AttentionStatistics()
+    result = {}
+    for task in EVAL_TASKS:
+        values = []
+        for batch in DataLoader(CaseDataset(cases[cases["task"] == task], image_size=image_size), batch_size=16):
+            c1, c2 = one_hot(batch["labels"].to(device)), one_hot(batch["exemplar_labels"].to(device))
+            synthesis = synthesize(c1, batch["exemplar"].to(device), c2)
+            values.append(psnr(synthesis.image, batch["truth"].to(device)).cpu())
+            if task == SWAP and synthesis.attention is not None:
+                attention.add(synthesis.attention, c2, c1)
+        result[task] = torch.cat(values).mean().item()
+    other = case_psnr(synthesize, others, image_size=image_size, batch_size=16, device=device).mean().item()
+    result["exemplar_gain"] = result[SWAP] - other
+    if attention.maps:
+        result |= attention.summary()
+    return {key: round(value, 3) for key, value in result.items()}
 
 
 def main() -> None:
@@ -84,7 +92,7 @@ def main() -> None:
     parser.add_argument("--phase1", type=int, help="phase-1 epochs (default: train.phase1_epochs)")
     parser.add_argument("--phase2", type=int, help="phase-2 epochs (default: train.phase2_epochs)")
     parser.add_argument("--eval-every", type=int, default=120, help="iterations between evaluations")
-    parser.add_argument("--eval-scenes", type=int, default=96, help="test scenes evaluated (at most 240)")
+    parser.add_argument("--eval-scenes", type=int, default=120, help="duplicating and swap cases evaluated")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many iterations (0: all)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -106,12 +114,13 @@ def main() -> None:
     )
     params = params.model_copy(update={"train": train})
     device = torch.device(args.device)
-    scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
-    cases = duplicating_cases(
-        scenes, parsed, count=args.eval_scenes, image_size=params.manifest.image_size, seed=params.tasks.seed
-    )
+    scenes = pd.read_parquet(SCENES)
+    cases = pd.concat([group.head(args.eval_scenes) for _, group in read_cases(CASES).groupby("task")])
+    others = other_exemplars(cases[cases["task"] == SWAP], seed=params.tasks.seed)
+    size = params.manifest.image_size
     setting = {"variant": args.variant} | {k: getattr(train, k) for k in overrides}
-    print(json.dumps({"model": "class_mean", "psnr": round(mean_psnr(class_mean_color, cases, device), 3)}), flush=True)
+    baseline = guidance(painter(class_mean_color), cases, others, image_size=size, device=device)
+    print(json.dumps({"model": "class_mean"} | baseline), flush=True)
 
     generator = build_generator(args.variant, params.model)
     initialize_from_pretraining(generator, torch.load(PRETRAINED, weights_only=True)["state"])
@@ -122,10 +131,9 @@ def main() -> None:
 
     def report(step: int, losses: dict[str, float]) -> None:
         clock["training"] += time.perf_counter() - clock["since"]
-        generator.eval()
-        value = mean_psnr(lambda c1, x2, c2: generator(c1, x2, c2).image, cases, device)
+        values = guidance(generator_synthesizer(generator), cases, others, image_size=size, device=device)
         generator.train()
-        record = setting | {"step": step, "psnr": round(value, 3), "train_seconds": round(clock["training"], 1)}
+        record = setting | {"step": step} | values | {"train_seconds": round(clock["training"], 1)}
         print(json.dumps(record | {k: round(v, 4) for k, v in losses.items()}), flush=True)
         clock["since"] = time.perf_counter()
 
