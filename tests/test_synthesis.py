@@ -278,10 +278,10 @@ def bad_inputs(files, tmp_path_factory) -> dict[str, tuple[str, dict[str, object
     torch.save(payload, other_params)
     no_exemplar_label = {"--exemplar-label": None}
     return {
-        "missing label map": ("synthesize", {"--label": bad / "nope.png"}, bad / "nope.png", "missing"),
+        "missing label map": ("synthesize", {"--label": bad / "nope.png"}, bad / "nope.png", "not found"),
         "missing exemplar": ("synthesize", {"--exemplar": bad / "nope.jpg"}, bad / "nope.jpg", "not found"),
         "corrupt exemplar": ("synthesize", {"--exemplar": corrupt}, corrupt, "not a readable image"),
-        "text file as label map": ("synthesize", {"--label": notes}, notes, "not a readable PNG"),
+        "text file as label map": ("synthesize", {"--label": notes}, notes, "not a readable image"),
         "grayscale exemplar": ("synthesize", {"--exemplar": gray}, gray, "8-bit grayscale"),
         "rgba exemplar": ("synthesize", {"--exemplar": rgba}, rgba, "RGBA"),
         "16-bit grayscale exemplar": ("synthesize", {"--exemplar": gray16}, gray16, "16-bit grayscale"),
