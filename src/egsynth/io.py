@@ -14,16 +14,26 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import yaml
+from PIL import Image
 
 
-class UnsafeOutput(ValueError):
+class BadInput(ValueError):
+    """A user's file or path that a command cannot use; the message is one line naming it and the problem."""
+
+
+class UnsafeOutput(BadInput):
     """An output path that would overwrite an input or a file DVC tracks; the message names both."""
+
+
+DEFAULT_MAX_IMAGE_SIDE = 1024
+"""Largest image side the commands read unless told otherwise (see `egsynth.synthesis.DEFAULT_MAX_SIDE`)."""
 
 
 def _remove(path: Path) -> None:
@@ -113,6 +123,49 @@ def _remover_on_failure(directories: list[Path]):
 def write_json_atomic(target: Path | str, payload: Any) -> None:
     with atomic_path(target) as temporary:
         temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def torch_load_problem(error: BaseException) -> str:
+    """Why `torch.load(weights_only=True)` refused a file, in our words: torch's own message ends in advice to
+    load it again with `weights_only=False`, which would run whatever code the file's pickle holds."""
+    if "weights_only" in str(error) or "Weights only load failed" in str(error):
+        return "it holds objects other than tensors and plain data, which are never unpickled (they could run code)"
+    return f"truncated, or not written by torch.save ({type(error).__name__})"
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs that would crash or exhaust the machine
+
+
+def reading_error(path: Path, error: BaseException) -> BadInput:
+    """A file Pillow could not open or decode, in one line naming it."""
+    if isinstance(error, FileNotFoundError):
+        return BadInput(f"{path}: file not found")
+    if isinstance(error, IsADirectoryError):
+        return BadInput(f"{path}: is a directory, not an image file")
+    return BadInput(f"{path}: not a readable image ({' '.join(str(error).split()) or type(error).__name__})")
+
+
+UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+"""What Pillow raises for a missing, truncated, corrupt or foreign file."""
+
+
+def check_image_file(path: Path, *, max_side: int) -> None:
+    """Refuse, from the header alone (Pillow decodes no pixel until asked), an image file that is missing,
+    unreadable or larger than `max_side` px on a side: a small file can declare 8000x8000 pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombWarning as error:
+        raise BadInput(f"{path}: too large to read ({error})") from None
+    except UNREADABLE as error:
+        raise reading_error(path, error) from None
+    if max(width, height) > max_side:
+        raise BadInput(
+            f"{path}: {width}x{height} is larger than {max_side} px a side (--max-side; memory grows with the pixels)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ nor replaces a good one.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,14 @@ from egsynth.data.cocostuff import UNLABELED, label_value_to_index
 from egsynth.data.datasets import UNLABELED_INDEX, one_hot, to_image_tensor
 from egsynth.data.source import DatasetError
 from egsynth.evaluation import figures
-from egsynth.io import UnsafeOutput, atomic_paths, check_outputs
+from egsynth.io import (
+    DEFAULT_MAX_IMAGE_SIDE,
+    UNREADABLE,
+    BadInput,
+    atomic_paths,
+    check_outputs,
+    reading_error,
+)
 from egsynth.models.features import BackboneWeightsInvalid, BackboneWeightsMissing
 from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileError, load_generator
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
@@ -52,7 +58,7 @@ MAX_STEPS = 100
 MAX_POSITIONS = 100
 """Most random patch positions of an extrapolation (each is a generator pass; the paper uses 10)."""
 
-DEFAULT_MAX_SIDE = 1024
+DEFAULT_MAX_SIDE = DEFAULT_MAX_IMAGE_SIDE
 """Largest image side the commands read by default. The generator's memory grows with the pixels: with the
 default params' generator on the CPU a synthesis peaked at 1.2 GB for 256x256 and 2.0 GB for 512x512, about
 4 KB a pixel, so 1024x1024 needs about 5 GB and 2048x2048 about 17 GB."""
@@ -91,43 +97,12 @@ def _class_index_of_value() -> np.ndarray:
 CLASS_INDEX_OF_VALUE = _class_index_of_value()
 
 
-class InputError(ValueError):
+class InputError(BadInput):
     """A user's file that cannot be used; the message names the file and the problem."""
 
 
 # ---------------------------------------------------------------------------------------------
 # reading and checking files
-
-
-def _reading_error(path: Path, error: BaseException) -> InputError:
-    """A file Pillow could not open or decode, in one line naming it."""
-    if isinstance(error, FileNotFoundError):
-        return InputError(f"{path}: file not found")
-    if isinstance(error, IsADirectoryError):
-        return InputError(f"{path}: is a directory, not an image file")
-    return InputError(f"{path}: not a readable image ({' '.join(str(error).split()) or type(error).__name__})")
-
-
-UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
-"""What Pillow raises for a missing, truncated, corrupt or foreign file."""
-
-
-def check_image_file(path: Path, *, max_side: int) -> None:
-    """Refuse, from the header alone (Pillow decodes no pixel until asked), an image file that is missing,
-    unreadable or larger than `max_side` px on a side: a small file can declare 8000x8000 pixels."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-    except Image.DecompressionBombWarning as error:
-        raise InputError(f"{path}: too large to read ({error})") from None
-    except UNREADABLE as error:
-        raise _reading_error(path, error) from None
-    if max(width, height) > max_side:
-        raise InputError(
-            f"{path}: {width}x{height} is larger than {max_side} px a side (--max-side; memory grows with the pixels)"
-        )
 
 
 def read_rgb_image(path: Path) -> np.ndarray:
@@ -140,8 +115,10 @@ def read_rgb_image(path: Path) -> np.ndarray:
             if any(";16" in str(tile.args) for tile in image.tile):  # Pillow reads 48-bit PNGs as mode RGB
                 raise InputError(f"{path}: expected an 8-bit RGB image, got 16 bits per channel")
             return np.array(image)  # [H, W, 3], writable (torch.from_numpy warns on read-only arrays)
+    except BadInput:
+        raise
     except UNREADABLE as error:
-        raise _reading_error(path, error) from None
+        raise reading_error(path, error) from None
 
 
 def class_indices(values: np.ndarray, path: Path, *, num_classes: int) -> np.ndarray:
@@ -166,7 +143,7 @@ def read_label_indices(path: Path, *, num_classes: int) -> np.ndarray:
     except DatasetError as error:
         raise InputError(str(error)) from None
     except UNREADABLE as error:  # read_label_map names missing and undecodable files; these are the rest
-        raise _reading_error(path, error) from None
+        raise reading_error(path, error) from None
     return class_indices(values, path, num_classes=num_classes)
 
 
@@ -200,12 +177,9 @@ def check_safe_outputs(
     """Refuse, before any work, outputs that would overwrite an input or a file DVC tracks, and an attention
     directory inside a DVC out or holding an input under the name of a file it gets."""
     given = [path for path in inputs if path is not None]
-    try:
-        check_outputs(outputs, given)
-        if attention is not None:
-            check_outputs([attention], [])
-    except UnsafeOutput as error:
-        raise InputError(str(error)) from None
+    check_outputs(outputs, given)
+    if attention is not None:
+        check_outputs([attention], [])
     if attention is not None:
         for path in given:
             if path.parent.resolve() == attention.resolve() and (
@@ -444,21 +418,18 @@ def write_outputs(
     place, so a failure leaves none of them. Returns the files written."""
     figures_at = [] if attention is None else attention_paths(attention, records)
     paths = [*images, *figures_at]
+    writing = paths[0]  # what an error is about
     try:
         with atomic_paths(paths) as staged:
-            for temporary, pixels in zip(staged, images.values(), strict=False):
-                Image.fromarray(pixels).save(temporary, format="PNG")
+            for path, temporary in zip(images, staged, strict=False):
+                writing = path
+                Image.fromarray(images[path]).save(temporary, format="PNG")
             if attention is not None:
+                writing = attention
                 _stage_attention_maps(staged[len(images) :], target, exemplar, next(iter(images.values())), records)
     except OSError as error:
-        raise InputError(f"{_failed_output(paths, error)}: cannot be written ({error.strerror or error})") from None
+        raise InputError(f"{writing}: cannot be written ({error.strerror or error})") from None
     return paths
-
-
-def _failed_output(paths: list[Path], error: OSError) -> Path:
-    """The output whose file, staging file or directory `error` is about (the first output if none)."""
-    name = str(error.filename or "")
-    return next((p for p in paths if f".{p.name}." in name or name in (str(p), str(p.parent))), paths[0])
 
 
 def _stage_attention_maps(

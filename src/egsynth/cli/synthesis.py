@@ -15,6 +15,7 @@ import numpy as np
 import typer
 
 from egsynth.cli._app import app, fail, in_range
+from egsynth.io import DEFAULT_MAX_IMAGE_SIDE, BadInput, check_image_file
 
 DEFAULT_MODEL = Path("models/full/generator.pt")
 DEFAULT_PARSER = Path("models/parser.pt")
@@ -37,17 +38,14 @@ MaxSideOption = Annotated[
     int,
     typer.Option(help="Refuse images larger than this many px on a side, from their header (memory grows with them)."),
 ]
-DEFAULT_MAX_SIDE = 1024  # egsynth.synthesis.DEFAULT_MAX_SIDE, without importing torch for --help
 
 
 @contextmanager
 def _reported() -> Iterator[None]:
     """A bad input becomes one line naming the file and the problem, and exit status 2."""
-    from egsynth.synthesis import InputError
-
     try:
         yield
-    except InputError as error:
+    except BadInput as error:
         fail(str(error))
 
 
@@ -61,7 +59,7 @@ def _check_inputs(
     in_range("--max-side", max_side, 8, synthesis.MAX_SIDE_LIMIT)
     for path in images:
         if path is not None:
-            synthesis.check_image_file(path, max_side=max_side)
+            check_image_file(path, max_side=max_side)
     unlabeled = [exemplar for exemplar, labels in exemplars if labels is None]
     if unlabeled and not parser.is_file():
         raise synthesis.InputError(
@@ -87,7 +85,7 @@ def synthesize(
     model: ModelOption = DEFAULT_MODEL,
     parser: ParserOption = DEFAULT_PARSER,
     device: DeviceOption = None,
-    max_side: MaxSideOption = DEFAULT_MAX_SIDE,
+    max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
     """Paint a label map in the style of an exemplar photo; the output has the label map's size.
 
@@ -138,7 +136,7 @@ def interpolate(
     model: ModelOption = DEFAULT_MODEL,
     parser: ParserOption = DEFAULT_PARSER,
     device: DeviceOption = None,
-    max_side: MaxSideOption = DEFAULT_MAX_SIDE,
+    max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
     """Interpolate between two exemplars' styles (Sec. 4, Fig. 5), or left to right across the image (Fig. 7).
 
@@ -196,7 +194,7 @@ def extrapolate(
     model: ModelOption = DEFAULT_MODEL,
     parser: ParserOption = DEFAULT_PARSER,
     device: DeviceOption = None,
-    max_side: MaxSideOption = DEFAULT_MAX_SIDE,
+    max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
     """Extrapolate a label map larger than the exemplar from overlapping, blended patches (Fig. 8)."""
     from egsynth import synthesis
