@@ -85,5 +85,5 @@ def test_swap_truth_refuses_to_write_over_its_own_input(scenes):
     result = runner.invoke(
         app, ["swap-truth", "--layout-of", "4", "--style-of", "5", "-o", str(image), "--scenes", str(scenes)]
     )
-    assert result.exit_code == 2 and f"{image}: is the input" in result.output
+    assert result.exit_code == 2 and f"{image}: is inside the dataset {scenes}" in result.output
     assert image.read_bytes() == before

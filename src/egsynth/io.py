@@ -158,7 +158,7 @@ def check_image_file(path: Path, *, max_side: int) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size
-    except Image.DecompressionBombWarning as error:
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         raise BadInput(f"{path}: too large to read ({error})") from None
     except UNREADABLE as error:
         raise reading_error(path, error) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +50,8 @@ def swap_truth(
             fail(f"{sidecar_path}: no image with id {image_id} (ids {sidecar.index.min()}-{sidecar.index.max()})")
     target, exemplar = sidecar.loc[layout_of], sidecar.loc[style_of]
     image_path = CocoStuffLayout(scenes).image_dir(target["split"]) / target["file_name"]
+    if Path(os.path.realpath(output)).is_relative_to(os.path.realpath(scenes)):
+        fail(f"{output}: is inside the dataset {scenes}, an input; write the output elsewhere")
     try:
         check_outputs([output], [sidecar_path, image_path])
         check_image_file(image_path, max_side=DEFAULT_MAX_IMAGE_SIDE)
