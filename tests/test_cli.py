@@ -60,3 +60,30 @@ def test_check_params_names_the_unknown_key(tmp_path):
     bad.write_text("scenes:\n  sed: 1\n")
     result = runner.invoke(app, ["check-params", str(bad)])
     assert result.exit_code == 2 and "unknown key 'scenes.sed'" in result.output
+
+
+@pytest.mark.parametrize("kind", ["directory", "binary", "duplicate key", "bool for an int"])
+def test_check_params_on_a_bad_file_is_one_line_naming_it(tmp_path, kind):
+    path = tmp_path / "params.yaml"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "duplicate key":
+        path.write_text("scenes:\n  seed: 1\n  seed: 2\n")
+    else:
+        path.write_text("train:\n  batch_size: true\n")
+    result = runner.invoke(app, ["check-params", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {path}: ")
+
+
+def test_swap_truth_refuses_to_write_over_its_own_input(scenes):
+    image = next((scenes / "images" / "val2017").iterdir())
+    before = image.read_bytes()
+    result = runner.invoke(
+        app, ["swap-truth", "--layout-of", "4", "--style-of", "5", "-o", str(image), "--scenes", str(scenes)]
+    )
+    assert result.exit_code == 2 and f"{image}: is inside the dataset {scenes}" in result.output
+    assert image.read_bytes() == before

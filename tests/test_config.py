@@ -80,3 +80,27 @@ def test_missing_and_broken_files_name_the_file(tmp_path):
     broken.write_text("scenes: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(broken)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("train:\n  batch_size: true\n", "key 'train.batch_size': Input should be a valid integer (got True)"),
+        ("train:\n  lr: '0.1'\n", "key 'train.lr': Input should be a valid number"),
+        ("train:\n  lr: 0.1\n  lr: 0.2\n", 'line 3: found duplicate key "lr"'),
+        ("train: {}\ntrain: {}\n", 'line 2: found duplicate key "train"'),
+    ],
+)
+def test_config_refuses_a_value_of_another_type_and_a_key_given_twice(tmp_path, text, says):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError) as error:
+        load_params(path)
+    assert str(error.value).startswith(f"{path}: ") and says in str(error.value) and "\n" not in str(error.value)
+
+
+def test_config_reads_numbers_as_dvc_does(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  betas: [0.5, 1]\nmodel:\n  num_scales: 1\n  attention_maps: [4, 4]\n")
+    params = load_params(path)
+    assert params.train.lr == 0.001 and params.train.betas == (0.5, 1.0) and params.model.attention_maps == (4, 4)

@@ -240,6 +240,47 @@ def test_no_mlflow_store_is_one_line_and_creates_none(repo, monkeypatch, tmp_pat
     assert not missing.exists()
 
 
+def test_a_deleted_output_is_reported_missing_with_exit_1(repo):
+    root, _ = repo
+    (root / "models" / "a.pt").unlink()
+    result = runner.invoke(app, ["lineage", "models/a.pt"])
+    assert result.exit_code == 1, result.output
+    assert "models/a.pt: MISSING: recorded md5" in result.output and "Traceback" not in result.output
+
+
+def sqlite_without_mlflow(path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE notes (text)")
+    db.close()
+
+
+STORE_DAMAGE = {
+    "empty": lambda path: path.write_bytes(b""),
+    "garbage": lambda path: path.write_bytes(bytes(range(256)) * 64),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "foreign": lambda path: (path.unlink(), sqlite_without_mlflow(path)),
+    "corrupt page": lambda path: path.write_bytes(path.read_bytes()[:4096] + b"\xee" * (path.stat().st_size - 4096)),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(STORE_DAMAGE))
+def test_a_broken_store_is_one_line_for_every_audit_command_and_stays_byte_identical(
+    repo, monkeypatch, tmp_path, damage
+):
+    store = tmp_path / "store" / "mlflow.db"
+    store.parent.mkdir()
+    shutil.copyfile(os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"), store)
+    STORE_DAMAGE[damage](store)
+    before = store.read_bytes()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    for command in (["lineage", "models/a.pt"], ["runs"], ["compare", "0" * 32, "1" * 32]):
+        assert str(store) in one_line_error(runner.invoke(app, command)), command
+    assert store.read_bytes() == before
+    assert sorted(p.name for p in store.parent.iterdir()) == ["mlflow.db"], "no journal or other file was made"
+
+
 # ----------------------------------------------------------------------------
 # runs and compare
 

@@ -1,6 +1,10 @@
 """`egsynth synthesize`, `interpolate` and `extrapolate` with a tiny untrained generator (smoke preset's model)."""
 
+import os
+import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,10 +282,10 @@ def bad_inputs(files, tmp_path_factory) -> dict[str, tuple[str, dict[str, object
     torch.save(payload, other_params)
     no_exemplar_label = {"--exemplar-label": None}
     return {
-        "missing label map": ("synthesize", {"--label": bad / "nope.png"}, bad / "nope.png", "missing"),
+        "missing label map": ("synthesize", {"--label": bad / "nope.png"}, bad / "nope.png", "not found"),
         "missing exemplar": ("synthesize", {"--exemplar": bad / "nope.jpg"}, bad / "nope.jpg", "not found"),
         "corrupt exemplar": ("synthesize", {"--exemplar": corrupt}, corrupt, "not a readable image"),
-        "text file as label map": ("synthesize", {"--label": notes}, notes, "not a readable PNG"),
+        "text file as label map": ("synthesize", {"--label": notes}, notes, "not a readable image"),
         "grayscale exemplar": ("synthesize", {"--exemplar": gray}, gray, "8-bit grayscale"),
         "rgba exemplar": ("synthesize", {"--exemplar": rgba}, rgba, "RGBA"),
         "16-bit grayscale exemplar": ("synthesize", {"--exemplar": gray16}, gray16, "16-bit grayscale"),
@@ -420,3 +424,216 @@ def test_every_command_explains_itself(files):
     for command in ("synthesize", "interpolate", "extrapolate"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "--label" in result.output and "--model" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# hardening: no command destroys a file, exhausts the machine or answers a bad file with a traceback
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header declares `width` x `height` 8-bit grayscale pixels (its data is empty)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes: what a failed command must leave exactly as it was."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+BAD_FILE_KINDS = ("missing", "empty", "truncated", "text", "huge header", "wrong mode")
+
+
+def make_bad_file(kind: str, good: Path, directory: Path, *, label: bool) -> Path:
+    """A bad stand-in for the good input file `good` (a label map when `label`, else an exemplar photo)."""
+    path = directory / f"{kind.replace(' ', '_')}.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "text":
+        path.write_text("sky, sea, grass\n")
+    elif kind == "huge header":
+        png_claiming(path, 8000, 8000)
+    elif kind == "wrong mode":
+        image = read_png(good)
+        Image.fromarray(np.stack([image] * 3, axis=-1) if label else image).convert("RGB" if label else "RGBA").save(
+            path
+        )
+    return path
+
+
+COMMAND_ROLES = [
+    ("synthesize", "--label"),
+    ("synthesize", "--exemplar"),
+    ("interpolate", "--label"),
+    ("interpolate", "--exemplar-a"),
+    ("extrapolate", "--label"),
+    ("extrapolate", "--exemplar"),
+]
+
+
+@pytest.mark.parametrize("kind", BAD_FILE_KINDS)
+@pytest.mark.parametrize(("command", "role"), COMMAND_ROLES, ids=lambda x: x)
+def test_every_command_answers_every_kind_of_bad_file_with_one_line_and_writes_nothing(
+    files, tmp_path, command, role, kind
+):
+    inputs, out = tmp_path / "inputs", tmp_path / "out"
+    inputs.mkdir()
+    out.mkdir()
+    if command == "interpolate":
+        options = interpolate_options(files, out / "result.png") | {"--t": 0.5}
+    else:
+        options = synthesize_options(files, out / "result.png")
+    for name, value in options.items():  # the command's input files, as copies whose bytes can be compared
+        if isinstance(value, Path) and value.parent == files.root and name != "--parser":
+            options[name] = Path(shutil.copy(value, inputs))
+    bad = make_bad_file(kind, options[role], inputs, label=role == "--label")
+    before = snapshot(inputs)
+    result = invoke(command, options | {role: bad})
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and (result.exception is None or isinstance(result.exception, SystemExit))
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(bad) in line, line
+    assert list(out.iterdir()) == [], "nothing written"
+    assert snapshot(inputs) == before, "no input changed"
+
+
+def test_a_label_map_of_8000x8000_is_refused_from_its_header_in_under_1_gib(files, tmp_path):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (8000, 8000)).save(huge)  # 64 M pixels of class 0, about 80 KB on disk
+    child = (
+        "import resource, sys\n"
+        "from egsynth.cli import app\n"
+        "try:\n    app(sys.argv[1:])\n"
+        "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    options = synthesize_options(files, tmp_path / "out.png") | {"--label": huge}
+    args = [str(v) for name, value in options.items() for v in (name, value)]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", child, "synthesize", *args], capture_output=True, text=True, env=env)
+    *lines, peak_kib = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "8000x8000 is larger than 1024 px a side" in lines[0], lines
+    assert int(peak_kib) < 1024 * 1024, f"peak RSS {int(peak_kib) / 1024:.0f} MiB"
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_decompression_bomb_header_is_one_line_for_a_label_map_as_for_an_exemplar(files, tmp_path):
+    bomb = png_claiming(tmp_path / "bomb.png", 20000, 20000)
+    for role in ("--label", "--exemplar"):
+        result = invoke("synthesize", synthesize_options(files, tmp_path / "out.png") | {role: bomb})
+        assert_one_line_error(result, bomb, "too large")
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot-dot", "symlink"])
+def test_an_output_that_is_one_of_the_inputs_is_refused_naming_both(files, tmp_path, spelling):
+    out = tmp_path / "out"
+    out.mkdir()
+    label, exemplar = out / "lab.png", out / "ex.png"
+    shutil.copyfile(files.label, label)
+    shutil.copyfile(files.exemplar_a, exemplar)
+    output = {"same": label, "dot-dot": out / ".." / "out" / "lab.png", "symlink": out / "link.png"}[spelling]
+    if spelling == "symlink":
+        output.symlink_to(label)
+    before = snapshot(out)
+    options = synthesize_options(files, output) | {"--label": label, "--exemplar": exemplar}
+    assert_one_line_error(invoke("synthesize", options), output, f"is the input {label}")
+    assert snapshot(out) == before
+
+
+def test_an_output_dvc_tracks_is_refused(files, tmp_path):
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    case = repo / "data" / "eval" / "swap" / "1"
+    case.mkdir(parents=True)
+    shutil.copyfile(files.label, case / "labels.png")
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages:\n  tasks:\n    cmd: x\n    outs:\n    - path: data/eval\n")
+    (repo / "notes.png.dvc").write_text("outs:\n- path: notes.png\n")
+    (repo / "notes.png").write_bytes(b"added with dvc add")
+    before = snapshot(repo)
+    for tracked, out in ((case / "painted.png", repo / "data" / "eval"), (repo / "notes.png", repo / "notes.png")):
+        result = invoke("synthesize", synthesize_options(files, tracked))
+        assert_one_line_error(result, tracked, f"DVC tracks {out}")
+    assert snapshot(repo) == before
+
+
+def test_a_failing_attention_write_leaves_neither_the_image_nor_any_map(files, tmp_path, monkeypatch):
+    from egsynth.evaluation import figures
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(figures, "attention_maps", broken)
+    options = synthesize_options(files, tmp_path / "out" / "y.png") | {"--attention": tmp_path / "out" / "maps"}
+    assert_one_line_error(invoke("synthesize", options), tmp_path / "out", "No space left on device")
+    assert not (tmp_path / "out").exists(), "no image, no map, no staging file, no directory made for them"
+
+
+def test_an_interpolation_set_is_written_whole_or_not_at_all(files, tmp_path, monkeypatch):
+    saved = []
+    original = Image.Image.save
+
+    def dies_on_the_third(image, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == 3:
+            raise OSError(5, "Input/output error")
+        return original(image, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", dies_on_the_third)
+    options = interpolate_options(files, tmp_path / "mix.png") | {"--steps": 4}
+    assert_one_line_error(invoke("interpolate", options), tmp_path / "mix_02.png", "Input/output error")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_runs_staging_folders_are_removed_by_the_next_write(files, tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".painted.png.{dead.stdout.strip()}-abc.tmp"
+    stale.mkdir()
+    (stale / "painted.png").write_bytes(b"half an image")
+    live = tmp_path / f".painted.png.{os.getpid()}-xyz.tmp"  # a writer still running keeps its folder
+    live.mkdir()
+    result = invoke("synthesize", synthesize_options(files, tmp_path / "painted.png"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "painted.png"]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value", "says"),
+    [
+        ("interpolate", "--steps", 100000, "at most 100"),
+        ("extrapolate", "--positions", -3, "between 0 and 100"),
+        ("extrapolate", "--positions", 101, "between 0 and 100"),
+        ("extrapolate", "--seed", -1, "between 0 and"),
+        ("synthesize", "--max-side", 0, "between 8 and"),
+    ],
+)
+def test_every_count_a_user_types_is_bounded(files, tmp_path, command, option, value, says):
+    if command == "interpolate":
+        good = interpolate_options(files, tmp_path / "o.png")
+    else:
+        good = synthesize_options(files, tmp_path / "o.png")
+    assert_one_line_error(invoke(command, good | {option: value}), f"{option} {value}", says)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_label_map_is_reported_before_the_model_loads(files, tmp_path, monkeypatch):
+    from egsynth import synthesis
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(synthesis, "load_generator", never)
+    missing = tmp_path / "nope.png"
+    assert_one_line_error(
+        invoke("synthesize", synthesize_options(files, tmp_path / "o.png") | {"--label": missing}),
+        missing,
+        "file not found",
+    )

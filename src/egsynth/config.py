@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import YAMLError
 
 
 class ParamsError(ValueError):
@@ -29,14 +31,18 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    """Strict: a value of another type is refused, never converted (`batch_size: true` is no 1, `lr: "1"` no
+    number); ints stand for floats. Paths and tuples relax only the container: YAML has neither, so a string
+    names a path and a list fills a tuple, whose items stay strict."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataConfig(_Section):
     source: Literal["embedded", "coco_stuff"] = "embedded"
     """`embedded`: the `scenes` stage renders its own COCO-stuff-format dataset; `coco_stuff`: read a
     real COCO-stuff tree at `root` (validated and digested, never copied into the DVC cache)."""
-    root: Path | None = None
+    root: Path | None = Field(None, strict=False)
     """Root of a real COCO-stuff tree (images/, stuffthingmaps/, annotations/); required for coco_stuff."""
 
     @model_validator(mode="after")
@@ -86,7 +92,7 @@ class ParserConfig(_Section):
     source: Literal["train", "checkpoint", "oracle"] = "train"
     """`train`: a torchvision segmentation network trained from scratch on the train split (the paper
     uses a COCO-stuff DeepLab-v2); `checkpoint`: load `checkpoint`; `oracle`: ground-truth labels."""
-    checkpoint: Path | None = None
+    checkpoint: Path | None = Field(None, strict=False)
     """Weights file of the parser for `source: checkpoint`."""
     architecture: Literal[
         "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50", "deeplabv2_resnet101"
@@ -137,7 +143,7 @@ class ManifestConfig(_Section):
 class ModelConfig(_Section):
     num_scales: int = Field(4, ge=0)
     """L of Eq. 1-3: features at scales 0..L (paper: 4)."""
-    attention_maps: tuple[int, ...] = (8, 16, 16, 16, 16)
+    attention_maps: tuple[int, ...] = Field((8, 16, 16, 16, 16), strict=False)
     """K of Eq. 4 per scale 0..L (paper: 8, 16, 16, 16, 16)."""
     backbone: str = "random"
     """VGG-19 weights: `imagenet` (torchvision's), a file path, or `random` (seeded by `seed`)."""
@@ -187,7 +193,7 @@ class TrainConfig(_Section):
     batch_size: int = Field(8, ge=1)
     lr: float = Field(2e-4, gt=0)
     """Adam learning rate of G and D (paper: 0.0002, Sec. 4)."""
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[float, float] = Field((0.9, 0.999), strict=False)
     """Adam betas (paper: 0.9, 0.999, Sec. 4)."""
     generator_every: int = Field(5, ge=1)
     """G is updated every this many iterations (paper: 5, Sec. 4)."""
@@ -288,7 +294,7 @@ class Params(_Section):
     tasks: TasksConfig = TasksConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     figures: FiguresConfig = FiguresConfig()
-    variants: tuple[VariantName, ...] = ("full", "gap")
+    variants: tuple[VariantName, ...] = Field(("full", "gap"), strict=False)
 
 
 def _describe(error: dict[str, Any], path: Path) -> str:
@@ -313,13 +319,26 @@ def parse_params(raw: Any, path: Path) -> Params:
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:
-    """Read and validate a whole params file (the stage boundary)."""
+    """Read and validate a whole params file (the stage boundary).
+
+    YAML 1.2, as DVC reads params files (`1e-3` is a number, `yes` a string); a key given twice is refused,
+    where a plain YAML load would silently keep the last value.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
-    except yaml.YAMLError as error:
+    except IsADirectoryError:
+        raise ParamsError(f"{path}: is a directory, not a params file") from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not a text file (not UTF-8), so not a params file") from None
+    except OSError as error:
+        raise ParamsError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except DuplicateKeyError as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else "?"
+        raise ParamsError(f"{path}: line {line}: {' '.join(str(error.problem).split())}") from None
+    except YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
     return parse_params(raw, path)
 

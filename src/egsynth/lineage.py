@@ -44,7 +44,7 @@ def _repo_root(repo_root: Path | None) -> Path:
 def _require_store(repo_root: Path) -> None:
     try:
         tracking.existing_store(repo_root)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, tracking.StoreError) as error:
         raise LineageError(str(error)) from None
 
 
@@ -143,15 +143,17 @@ def trace(path: Path, repo_root: Path | None = None) -> Lineage:
 
     root = _repo_root(repo_root)
     target = Path(os.path.abspath(path))
-    if not target.exists():
-        raise LineageError(f"{path}: does not exist")
     if not target.is_relative_to(root):
-        raise LineageError(f"{path}: not inside the repository {root}")
+        raise LineageError(
+            f"{path}: {'not' if target.exists() else 'does not exist and is not'} inside the repository {root}"
+        )
     try:
         with Repo(os.fspath(root)) as repo:
             try:
                 out = repo.find_outs_by_path(os.fspath(target), strict=False)[0]
             except OutputNotFoundError:
+                if not target.exists():
+                    raise LineageError(f"{path}: does not exist, and no stage in dvc.yaml produces it") from None
                 raise LineageError(f"{path}: no stage in dvc.yaml produces it (it is no out, nor inside one)") from None
             _require_store(root)
             graph = repo.index.graph  # edges point from a stage to the stages whose outs it reads
@@ -161,6 +163,8 @@ def trace(path: Path, repo_root: Path | None = None) -> Lineage:
             stages = tuple(_stage_lineage(stage, chain, root, digests) for stage in order)
     except DvcException as error:
         raise LineageError(f"{root / 'dvc.yaml'}: DVC cannot read the pipeline: {error}") from None
+    except tracking.StoreError as error:
+        raise LineageError(str(error)) from None
     return Lineage(path=target.relative_to(root).as_posix(), out=_repo_path(out, root), stages=stages)
 
 
@@ -266,7 +270,10 @@ def recent_runs(limit: int, repo_root: Path | None = None) -> list[PipelineRecor
     """The `limit` pipeline runs (one per git commit + params) that started last, newest first."""
     root = _repo_root(repo_root)
     _require_store(root)
-    return tracking.recent_pipelines(root, limit)
+    try:
+        return tracking.recent_pipelines(root, limit)
+    except tracking.StoreError as error:
+        raise LineageError(str(error)) from None
 
 
 def key_metrics(metrics: Mapping[str, float], names: Iterable[str]) -> dict[str, float]:
@@ -347,7 +354,7 @@ def compare(a: str, b: str, repo_root: Path | None = None) -> Comparison:
     try:
         tracking.existing_store(root)
         unknown = f"not an MLflow run id or pipeline fingerprint, nor a DVC experiment or git revision of {root}"
-    except FileNotFoundError as error:  # then say why no run id could match
+    except (FileNotFoundError, tracking.StoreError) as error:  # then say why no run id could match
         unknown = f"not a DVC experiment or git revision of {root}, and no run id can match: {error}"
     return _dvc_comparison(a, b, root, unknown)
 
@@ -357,6 +364,8 @@ def _mlflow_side(ref: str, root: Path) -> _Side | None:
         record = tracking.find_run(root, ref) or tracking.find_pipeline(root, ref)
     except FileNotFoundError:  # no MLflow store: only DVC revisions can be compared
         return None
+    except tracking.StoreError as error:
+        raise LineageError(str(error)) from None
     if isinstance(record, PipelineRecord):
         label = f"pipeline run {record.run_id} ({record.fingerprint}, commit {record.commit[:12]})"
         return _Side(label, record.params, pipeline_metrics(record))

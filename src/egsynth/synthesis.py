@@ -9,13 +9,17 @@
 
 Label maps are stuffthingmaps PNGs (COCO-stuff id - 1, 255 unlabeled) as the pipeline writes them;
 images are 8-bit RGB. Every file is read and checked before the generator runs, and a file that
-cannot be used raises `InputError` naming it. Outputs are PNGs written atomically
-(`egsynth.io.atomic_path`) once everything is computed, so a failure never leaves a partial file nor
-replaces a good one.
+cannot be used raises `InputError` naming it; images larger than `max_side` are refused from their
+header, before any pixel is decoded. Outputs are refused before any work when they would overwrite an
+input or a file DVC tracks (`egsynth.io.check_outputs`), and written all together, atomically
+(`egsynth.io.atomic_paths`), once everything is computed: a failure never leaves a partial output set
+nor replaces a good one.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,14 @@ from egsynth.data.cocostuff import UNLABELED, label_value_to_index
 from egsynth.data.datasets import UNLABELED_INDEX, one_hot, to_image_tensor
 from egsynth.data.source import DatasetError
 from egsynth.evaluation import figures
-from egsynth.io import atomic_path
+from egsynth.io import (
+    DEFAULT_MAX_IMAGE_SIDE,
+    UNREADABLE,
+    BadInput,
+    atomic_paths,
+    check_outputs,
+    reading_error,
+)
 from egsynth.models.features import BackboneWeightsInvalid, BackboneWeightsMissing
 from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileError, load_generator
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
@@ -40,6 +51,23 @@ ATTENTION_ARRAYS = "attention.npz"
 
 DEFAULT_STEPS = 5
 """Style interpolation outputs when neither a number of steps nor a single t is given."""
+
+MAX_STEPS = 100
+"""Most style interpolation outputs one command writes (each is a generator pass)."""
+
+MAX_POSITIONS = 100
+"""Most random patch positions of an extrapolation (each is a generator pass; the paper uses 10)."""
+
+DEFAULT_MAX_SIDE = DEFAULT_MAX_IMAGE_SIDE
+"""Largest image side the commands read by default. The generator's memory grows with the pixels: with the
+default params' generator on the CPU a synthesis peaked at 1.2 GB for 256x256 and 2.0 GB for 512x512, about
+4 KB a pixel, so 1024x1024 needs about 5 GB and 2048x2048 about 17 GB."""
+
+MAX_SIDE_LIMIT = 16384
+"""Largest `max_side` accepted at all (Pillow refuses larger images as decompression bombs)."""
+
+ATTENTION_FIGURE = re.compile(r"attention_scale\d+\.png")
+"""`write_attention_maps`' figures, one per scale."""
 
 MODE_NAMES = {
     "1": "1-bit black and white",
@@ -69,7 +97,7 @@ def _class_index_of_value() -> np.ndarray:
 CLASS_INDEX_OF_VALUE = _class_index_of_value()
 
 
-class InputError(ValueError):
+class InputError(BadInput):
     """A user's file that cannot be used; the message names the file and the problem."""
 
 
@@ -87,10 +115,10 @@ def read_rgb_image(path: Path) -> np.ndarray:
             if any(";16" in str(tile.args) for tile in image.tile):  # Pillow reads 48-bit PNGs as mode RGB
                 raise InputError(f"{path}: expected an 8-bit RGB image, got 16 bits per channel")
             return np.array(image)  # [H, W, 3], writable (torch.from_numpy warns on read-only arrays)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (OSError, Image.DecompressionBombError) as error:
-        raise InputError(f"{path}: not a readable image ({' '.join(str(error).split())})") from None
+    except BadInput:
+        raise
+    except UNREADABLE as error:
+        raise reading_error(path, error) from None
 
 
 def class_indices(values: np.ndarray, path: Path, *, num_classes: int) -> np.ndarray:
@@ -114,6 +142,8 @@ def read_label_indices(path: Path, *, num_classes: int) -> np.ndarray:
         values = read_label_map(path)  # [H, W] uint8
     except DatasetError as error:
         raise InputError(str(error)) from None
+    except UNREADABLE as error:  # read_label_map names missing and undecodable files; these are the rest
+        raise reading_error(path, error) from None
     return class_indices(values, path, num_classes=num_classes)
 
 
@@ -141,6 +171,23 @@ def check_output_directory(path: Path) -> None:
         raise InputError(f"{path}: {'it' if blocking == path else blocking} is a file, not a directory")
 
 
+def check_safe_outputs(
+    outputs: Iterable[Path], inputs: Iterable[Path | None], *, attention: Path | None = None
+) -> None:
+    """Refuse, before any work, outputs that would overwrite an input or a file DVC tracks, and an attention
+    directory inside a DVC out or holding an input under the name of a file it gets."""
+    given = [path for path in inputs if path is not None]
+    check_outputs(outputs, given)
+    if attention is not None:
+        check_outputs([attention], [])
+    if attention is not None:
+        for path in given:
+            if path.parent.resolve() == attention.resolve() and (
+                ATTENTION_FIGURE.fullmatch(path.name) or path.name == ATTENTION_ARRAYS
+            ):
+                raise InputError(f"{attention}: --attention would overwrite the input {path}; give another directory")
+
+
 def interpolation_paths(output: Path, steps: int) -> list[Path]:
     """Where the `steps` outputs of a style interpolation go: OUT_00.png, OUT_01.png, ... next to OUT.png."""
     width = max(2, len(str(steps - 1)))
@@ -156,8 +203,8 @@ def interpolation_factors(steps: int | None, t: float | None) -> list[float]:
             raise InputError(f"--t {t}: the interpolation factor must lie in [0, 1]")
         return [t]
     steps = DEFAULT_STEPS if steps is None else steps
-    if steps < 2:
-        raise InputError(f"--steps {steps}: needs at least 2 (t = 0 and t = 1)")
+    if not 2 <= steps <= MAX_STEPS:
+        raise InputError(f"--steps {steps}: needs at least 2 (t = 0 and t = 1) and at most {MAX_STEPS}")
     return np.linspace(0.0, 1.0, steps).tolist()
 
 
@@ -347,50 +394,63 @@ class Synthesizer:
 # writing
 
 
-def write_png(path: Path, pixels: np.ndarray) -> None:
-    """uint8 RGB [H, W, 3] as a PNG, atomically."""
-    try:
-        with atomic_path(path) as staging:
-            Image.fromarray(pixels).save(staging, format="PNG")
-    except OSError as error:
-        raise InputError(f"{path}: cannot be written ({error.strerror or error})") from None
+def write_pngs(images: dict[Path, np.ndarray]) -> None:
+    """uint8 RGB images [H, W, 3] as PNGs, all together (`atomic_paths`): every one or none."""
+    write_outputs(images)
 
 
-def write_attention_maps(
-    directory: Path,
-    target: TargetInput,
-    exemplar: ExemplarInput,
-    output: np.ndarray,
-    records: list[AttentionRecord],
+def attention_paths(directory: Path, records: list[AttentionRecord]) -> list[Path]:
+    """What `write_outputs` writes into an attention directory: a figure per scale, then the raw maps."""
+    return [directory / f"attention_scale{scale}.png" for scale in range(len(records))] + [directory / ATTENTION_ARRAYS]
+
+
+def write_outputs(
+    images: dict[Path, np.ndarray],
+    attention: Path | None = None,
+    *,
+    target: TargetInput | None = None,
+    exemplar: ExemplarInput | None = None,
+    records: list[AttentionRecord] | None = None,
 ) -> list[Path]:
-    """Fig. 6 for every MSCA scale i (`attention_scale<i>.png`: α_k over the exemplar above β_k over the target,
-    gates in the headers) and the raw maps in `attention.npz`; returns the files written."""
+    """The PNGs `images` and, with an `attention` directory, Fig. 6 for every MSCA scale i of the first image
+    (`attention_scale<i>.png`: α_k over the exemplar above β_k over the target, gates in the headers) and the
+    raw maps in `attention.npz`, all together: every file is staged first, and only then are all renamed into
+    place, so a failure leaves none of them. Returns the files written."""
+    figures_at = [] if attention is None else attention_paths(attention, records)
+    paths = [*images, *figures_at]
+    writing = paths[0]  # what an error is about
+    try:
+        with atomic_paths(paths) as staged:
+            for path, temporary in zip(images, staged, strict=False):
+                writing = path
+                Image.fromarray(images[path]).save(temporary, format="PNG")
+            if attention is not None:
+                writing = attention
+                _stage_attention_maps(staged[len(images) :], target, exemplar, next(iter(images.values())), records)
+    except OSError as error:
+        raise InputError(f"{writing}: cannot be written ({error.strerror or error})") from None
+    return paths
+
+
+def _stage_attention_maps(
+    staged: list[Path], target: TargetInput, exemplar: ExemplarInput, output: np.ndarray, records: list[AttentionRecord]
+) -> None:
     assert records and all(r.alpha is not None and r.beta is not None for r in records), "expects MSCA records"
     arrays: dict[str, np.ndarray] = {}
-    written = []
-    try:
-        for scale, record in enumerate(records):
-            alpha, beta = record.alpha[0].cpu().numpy(), record.beta[0].cpu().numpy()  # [K, H2, W2], [K, H1, W1]
-            gate = record.gate[0].cpu().numpy()  # [K]
-            arrays |= {f"alpha_{scale}": alpha, f"gate_{scale}": gate, f"beta_{scale}": beta}
-            path = directory / f"attention_scale{scale}.png"
-            figures.attention_maps(
-                exemplar.image,
-                target.labels,
-                output,
-                alpha,
-                beta,
-                path,
-                gate=gate,
-                exemplar_labels=exemplar.labels,
-                title=f"MSCA attention at scale {scale} ({beta.shape[2]}x{beta.shape[1]} target)",
-            )
-            written.append(path)
-        path = directory / ATTENTION_ARRAYS
-        with atomic_path(path) as staging:
-            with staging.open("wb") as file:
-                np.savez_compressed(file, **arrays)
-        written.append(path)
-    except OSError as error:
-        raise InputError(f"{directory}: cannot be written ({error.strerror or error})") from None
-    return written
+    for scale, (record, path) in enumerate(zip(records, staged, strict=False)):
+        alpha, beta = record.alpha[0].cpu().numpy(), record.beta[0].cpu().numpy()  # [K, H2, W2], [K, H1, W1]
+        gate = record.gate[0].cpu().numpy()  # [K]
+        arrays |= {f"alpha_{scale}": alpha, f"gate_{scale}": gate, f"beta_{scale}": beta}
+        figures.attention_maps(
+            exemplar.image,
+            target.labels,
+            output,
+            alpha,
+            beta,
+            path,
+            gate=gate,
+            exemplar_labels=exemplar.labels,
+            title=f"MSCA attention at scale {scale} ({beta.shape[2]}x{beta.shape[1]} target)",
+        )
+    with staged[-1].open("wb") as file:
+        np.savez_compressed(file, **arrays)

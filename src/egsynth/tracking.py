@@ -25,11 +25,13 @@ import json
 import logging
 import os
 import posixpath
+import sqlite3
 import subprocess
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -481,42 +483,95 @@ class PipelineRecord:
     stages: tuple[StageRecord, ...]  # newest first
 
 
+class StoreError(ValueError):
+    """An MLflow store the audit commands cannot read (empty, corrupt, truncated, foreign); one line naming it."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+MLFLOW_TABLES = ("alembic_version", "experiments", "metrics", "params", "runs", "tags")
+
+
+def _check_sqlite_store(db_file: Path) -> None:
+    """Refuse, reading only, a file MLflow would write to on opening or fail on: MLflow gives a file without
+    its tables a fresh schema (a 0-byte file too) and a store without its default experiment a new one."""
+    size = db_file.stat().st_size
+    if size == 0:
+        raise StoreError(f"{db_file}: empty (0 bytes), not an MLflow store")
+    with db_file.open("rb") as file:
+        header = file.read(100)
+    if not header.startswith(SQLITE_HEADER) or len(header) < 100:
+        raise StoreError(f"{db_file}: not an SQLite database, so not an MLflow store")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages, counter, valid_for = (int.from_bytes(header[a : a + 4], "big") for a in (28, 24, 92))
+    if counter == valid_for and size < page_size * pages:  # the page count is valid (SQLite >= 3.7.0 wrote it)
+        raise StoreError(f"{db_file}: truncated ({size} bytes of the {page_size * pages} its header declares)")
+    uri = f"file:{urllib.parse.quote(str(db_file.resolve()))}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = [table for table in MLFLOW_TABLES if table not in tables]
+            if missing:
+                raise StoreError(f"{db_file}: an SQLite database without MLflow's tables ({', '.join(missing)})")
+            if not db.execute("SELECT 1 FROM experiments WHERE experiment_id = 0").fetchone():
+                raise StoreError(f"{db_file}: an MLflow store without its default experiment (id 0)")
+    except sqlite3.DatabaseError as error:
+        raise StoreError(f"{db_file}: a corrupt SQLite database ({error})") from None
+
+
 def existing_store(repo_root: Path) -> str:
-    """The tracking URI `stage_run` writes to for `repo_root`; a SQLite file that does not exist raises
-    FileNotFoundError, so that reading never creates an empty store where the user expected their runs."""
+    """The tracking URI `stage_run` writes to for `repo_root`, checked for reading only. A SQLite file that
+    does not exist raises FileNotFoundError, and one MLflow could not read without writing to it (empty,
+    foreign, truncated, corrupt) raises StoreError: reading never creates or changes a store."""
     store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
     uri = tracking_uri(store_root)
     db_file = _sqlite_file(uri)
-    if db_file is not None and not db_file.is_file():
-        raise FileNotFoundError(f"{db_file}: no MLflow store there (no stage has run yet, or set MLFLOW_TRACKING_URI)")
+    if db_file is not None:
+        if not db_file.is_file():
+            raise FileNotFoundError(
+                f"{db_file}: no MLflow store there (no stage has run yet, or set MLFLOW_TRACKING_URI)"
+            )
+        _check_sqlite_store(db_file)
     return uri
 
 
-def _experiment(repo_root: Path, *, must_exist: bool) -> tuple[MlflowClient, str | None]:
-    """A client on the store of `repo_root` and the id of the project's experiment (None before its first run)."""
-    if must_exist:
-        uri = existing_store(repo_root)
-    else:
-        store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
-        uri = tracking_uri(store_root)
-    client = _client(uri)
-    experiment = client.get_experiment_by_name(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
-    return client, None if experiment is None else experiment.experiment_id
+@contextmanager
+def _store_errors(uri: str) -> Iterator[None]:
+    """MLflow's and the database's errors while reading `uri` as one StoreError line, not a traceback."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (MlflowException, SQLAlchemyError, sqlite3.DatabaseError) as error:
+        where = _sqlite_file(uri) or uri
+        raise StoreError(f"{where}: the MLflow store cannot be read ({' '.join(str(error).split())[:300]})") from None
+
+
+def _experiment(repo_root: Path) -> tuple[MlflowClient, str | None, str]:
+    """A client on the (checked) store of `repo_root`, the id of the project's experiment (None before its first
+    run) and the store's URI."""
+    uri = existing_store(repo_root)
+    with _store_errors(uri):
+        client = _client(uri)
+        experiment = client.get_experiment_by_name(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
+    return client, None if experiment is None else experiment.experiment_id, uri
 
 
 def find_stage_runs(repo_root: Path, *, out: Path | str, md5: str | None = None) -> list[StageRecord]:
     """Stage runs that recorded `out` (a path relative to the repo root) as an out, with digest
     `md5` if given, newest first; read from the store `stage_run` writes to for `repo_root`."""
-    client, experiment_id = _experiment(repo_root, must_exist=False)
+    client, experiment_id, uri = _experiment(repo_root)
     if experiment_id is None:
         return []
     key = out_tag(out)
     condition = f"tags.`{key}` = '{md5}'" if md5 else f"tags.`{key}` != ''"
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"{condition} and tags.`{KIND}` = 'stage'",
-        order_by=["attributes.start_time DESC"],
-    )
+    with _store_errors(uri):
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"{condition} and tags.`{KIND}` = 'stage'",
+            order_by=["attributes.start_time DESC"],
+        )
     return [_record(run) for run in runs]
 
 
@@ -524,7 +579,7 @@ def find_run(repo_root: Path, run_id: str) -> StageRecord | PipelineRecord | Non
     """The stage or pipeline run `run_id` of the project's experiment; None when it has no such run."""
     from mlflow.exceptions import MlflowException
 
-    client, experiment_id = _experiment(repo_root, must_exist=True)
+    client, experiment_id, uri = _experiment(repo_root)
     try:
         run = client.get_run(run_id)
     except MlflowException:  # unknown, or not even shaped like a run id
@@ -533,7 +588,8 @@ def find_run(repo_root: Path, run_id: str) -> StageRecord | PipelineRecord | Non
         return None
     kind = run.data.tags.get(KIND)
     if kind == "pipeline":
-        return _pipeline(client, experiment_id, run)
+        with _store_errors(uri):
+            return _pipeline(client, experiment_id, run)
     return _record(run) if kind == "stage" else None
 
 
@@ -541,28 +597,30 @@ def find_pipeline(repo_root: Path, fingerprint: str) -> PipelineRecord | None:
     """The pipeline run of `fingerprint` (`<commit[:12]>-<params hash[:12]>`), None when it never ran."""
     from mlflow.exceptions import MlflowException
 
-    client, experiment_id = _experiment(repo_root, must_exist=True)
+    client, experiment_id, uri = _experiment(repo_root)
     if experiment_id is None:
         return None
     try:
         parents = _find_parents(client, experiment_id, fingerprint)
     except MlflowException:  # not even shaped like a fingerprint: the filter does not parse
         return None
-    return _pipeline(client, experiment_id, parents[0]) if parents else None
+    with _store_errors(uri):
+        return _pipeline(client, experiment_id, parents[0]) if parents else None
 
 
 def recent_pipelines(repo_root: Path, limit: int) -> list[PipelineRecord]:
     """The `limit` pipeline runs that started last, newest first, each with its stage runs."""
-    client, experiment_id = _experiment(repo_root, must_exist=True)
+    client, experiment_id, uri = _experiment(repo_root)
     if experiment_id is None:
         return []
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{KIND}` = 'pipeline'",
-        order_by=["attributes.start_time DESC"],
-        max_results=limit,
-    )
-    return [_pipeline(client, experiment_id, run) for run in runs]
+    with _store_errors(uri):
+        runs = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{KIND}` = 'pipeline'",
+            order_by=["attributes.start_time DESC"],
+            max_results=limit,
+        )
+        return [_pipeline(client, experiment_id, run) for run in runs]
 
 
 def _pipeline(client: MlflowClient, experiment_id: str, run) -> PipelineRecord:

@@ -18,3 +18,11 @@ def fail(message: str) -> NoReturn:
     """One red line on stderr, exit status 2, no traceback."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code=2)
+
+
+def in_range(option: str, value: int, low: int, high: int) -> int:
+    """`value` when `low <= value <= high`, else one error line naming `option`: every count a user types is
+    bounded, so that no typo runs for hours or exhausts the machine."""
+    if not low <= value <= high:
+        fail(f"{option} {value}: must lie between {low} and {high}")
+    return value

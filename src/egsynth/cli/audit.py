@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from egsynth import lineage
-from egsynth.cli._app import app, fail
+from egsynth.cli._app import app, fail, in_range
 from egsynth.lineage import LineageError
 
+MAX_RUNS = 1000  # `runs --limit`: more would read the whole store into memory for a table nobody reads
 FLAGGED_EXIT = 1  # the chain was traced but is not to be trusted; user errors exit 2 (`fail`)
 
 
@@ -39,13 +40,14 @@ def lineage_command(
 
 @app.command("runs")
 def runs_command(
-    limit: Annotated[int, typer.Option(min=1, help="How many pipeline runs to show.")] = 5,
+    limit: Annotated[int, typer.Option(help=f"How many pipeline runs to show (at most {MAX_RUNS}).")] = 5,
     metric: Annotated[
         list[str] | None,
         typer.Option(help="A key metric to show, by its last name (repeatable). Default: psnr, miou, kept."),
     ] = None,
 ) -> None:
     """Recent pipeline runs (one per git commit + params), newest first, with their stage runs' key metrics."""
+    in_range("--limit", limit, 1, MAX_RUNS)
     try:
         pipelines = lineage.recent_runs(limit)
     except LineageError as error:

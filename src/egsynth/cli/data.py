@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from egsynth.config import ParamsError, load_params
 from egsynth.data import procedural
 from egsynth.data.cocostuff import CocoStuffLayout
 from egsynth.data.embedded import SIDECAR_NAME
-from egsynth.io import atomic_path
+from egsynth.io import DEFAULT_MAX_IMAGE_SIDE, BadInput, atomic_path, check_image_file, check_outputs
 
 
 @app.command("check-params")
@@ -48,7 +49,15 @@ def swap_truth(
         if image_id not in sidecar.index:
             fail(f"{sidecar_path}: no image with id {image_id} (ids {sidecar.index.min()}-{sidecar.index.max()})")
     target, exemplar = sidecar.loc[layout_of], sidecar.loc[style_of]
-    with Image.open(CocoStuffLayout(scenes).image_dir(target["split"]) / target["file_name"]) as image:
+    image_path = CocoStuffLayout(scenes).image_dir(target["split"]) / target["file_name"]
+    if Path(os.path.realpath(output)).is_relative_to(os.path.realpath(scenes)):
+        fail(f"{output}: is inside the dataset {scenes}, an input; write the output elsewhere")
+    try:
+        check_outputs([output], [sidecar_path, image_path])
+        check_image_file(image_path, max_side=DEFAULT_MAX_IMAGE_SIDE)
+    except BadInput as error:
+        fail(str(error))
+    with Image.open(image_path) as image:
         width, height = image.size
     layout = procedural.sample_layout(int(target["layout_seed"]), target["kind"])
     style = procedural.Style(vector=np.asarray(exemplar["style"], dtype=np.float32))

@@ -14,7 +14,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from egsynth.cli._app import app, fail
+from egsynth.cli._app import app, fail, in_range
+from egsynth.io import DEFAULT_MAX_IMAGE_SIDE, BadInput, check_image_file
 
 DEFAULT_MODEL = Path("models/full/generator.pt")
 DEFAULT_PARSER = Path("models/parser.pt")
@@ -33,17 +34,37 @@ ExemplarLabelOption = Annotated[
 DeviceOption = Annotated[
     str | None, typer.Option(help="Torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu).")
 ]
+MaxSideOption = Annotated[
+    int,
+    typer.Option(help="Refuse images larger than this many px on a side, from their header (memory grows with them)."),
+]
 
 
 @contextmanager
 def _reported() -> Iterator[None]:
     """A bad input becomes one line naming the file and the problem, and exit status 2."""
-    from egsynth.synthesis import InputError
-
     try:
         yield
-    except InputError as error:
+    except BadInput as error:
         fail(str(error))
+
+
+def _check_inputs(
+    images: list[Path | None], *, exemplars: list[tuple[Path, Path | None]], parser: Path, max_side: int
+) -> None:
+    """Refuse, before the model loads, images that are missing, unreadable or too large (from their headers)
+    and a parser file that an exemplar given without its label map needs but that is missing."""
+    from egsynth import synthesis
+
+    in_range("--max-side", max_side, 8, synthesis.MAX_SIDE_LIMIT)
+    for path in images:
+        if path is not None:
+            check_image_file(path, max_side=max_side)
+    unlabeled = [exemplar for exemplar, labels in exemplars if labels is None]
+    if unlabeled and not parser.is_file():
+        raise synthesis.InputError(
+            f"{parser}: parser weights file not found; it is needed to parse {unlabeled[0]}, given without a label map"
+        )
 
 
 def _size(pixels: np.ndarray) -> str:
@@ -64,24 +85,32 @@ def synthesize(
     model: ModelOption = DEFAULT_MODEL,
     parser: ParserOption = DEFAULT_PARSER,
     device: DeviceOption = None,
+    max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
-    """Paint a label map in the style of an exemplar photo; the output has the label map's size."""
+    """Paint a label map in the style of an exemplar photo; the output has the label map's size.
+
+    The image and, with --attention, the maps are written together: on any error, none of them.
+    """
     from egsynth import synthesis
 
     with _reported():
         synthesis.check_output(output)
         if attention is not None:
             synthesis.check_output_directory(attention)
+        inputs = [label, exemplar, exemplar_label, model, parser]
+        synthesis.check_safe_outputs([output], inputs, attention=attention)
+        _check_inputs(
+            [label, exemplar, exemplar_label], exemplars=[(exemplar, exemplar_label)], parser=parser, max_side=max_side
+        )
         synthesizer = synthesis.Synthesizer(model, parser=parser, device=synthesis.resolve_device(device))
         if attention is not None:
             synthesizer.check_attention_maps()
         target = synthesizer.read_target(label)
         style = synthesizer.read_exemplar(exemplar, exemplar_label)
         pixels, records = synthesizer.synthesize(target, style)
-        synthesis.write_png(output, pixels)
-        maps = [] if attention is None else synthesis.write_attention_maps(attention, target, style, pixels, records)
+        written = synthesis.write_outputs({output: pixels}, attention, target=target, exemplar=style, records=records)
     typer.echo(f"wrote {output} ({_size(pixels)}): {label} in the style of {exemplar}")
-    for path in maps:
+    for path in written[1:]:
         typer.echo(f"wrote {path}")
 
 
@@ -97,7 +126,7 @@ def interpolate(
     exemplar_a_label: Annotated[Path | None, typer.Option(help="Exemplar A's label map (default: parsed).")] = None,
     exemplar_b_label: Annotated[Path | None, typer.Option(help="Exemplar B's label map (default: parsed).")] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Outputs at t = 0 ... 1, evenly spaced, ends included (default 5).")
+        int | None, typer.Option(help="Outputs at t = 0 ... 1, evenly spaced, ends included (default 5, at most 100).")
     ] = None,
     t: Annotated[float | None, typer.Option("--t", help="One output at this t in [0, 1] instead of --steps.")] = None,
     spatial: Annotated[
@@ -107,10 +136,12 @@ def interpolate(
     model: ModelOption = DEFAULT_MODEL,
     parser: ParserOption = DEFAULT_PARSER,
     device: DeviceOption = None,
+    max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
     """Interpolate between two exemplars' styles (Sec. 4, Fig. 5), or left to right across the image (Fig. 7).
 
-    t = 0 gives the output of `synthesize` with exemplar A, t = 1 with exemplar B.
+    t = 0 gives the output of `synthesize` with exemplar A, t = 1 with exemplar B. The outputs are written
+    together: on any error, or when killed, none of them.
     """
     from egsynth import synthesis
 
@@ -124,6 +155,14 @@ def interpolate(
             paths = [output] if t is not None else synthesis.interpolation_paths(output, len(ts))
         for path in paths:
             synthesis.check_output(path)
+        labels = [exemplar_a_label, exemplar_b_label]
+        synthesis.check_safe_outputs(paths, [label, exemplar_a, exemplar_b, *labels, model, parser])
+        _check_inputs(
+            [label, exemplar_a, exemplar_b, *labels],
+            exemplars=[(exemplar_a, exemplar_a_label), (exemplar_b, exemplar_b_label)],
+            parser=parser,
+            max_side=max_side,
+        )
         synthesizer = synthesis.Synthesizer(model, parser=parser, device=synthesis.resolve_device(device))
         target = synthesizer.read_target(label)
         a = synthesizer.read_exemplar(exemplar_a, exemplar_a_label)
@@ -132,8 +171,7 @@ def interpolate(
             images = [synthesizer.interpolate_spatial(target, a, b)]
         else:
             images = synthesizer.interpolate(target, a, b, ts)
-        for path, image in zip(paths, images, strict=True):
-            synthesis.write_png(path, image)
+        synthesis.write_pngs(dict(zip(paths, images, strict=True)))
     for i, (path, image) in enumerate(zip(paths, images, strict=True)):
         typer.echo(f"wrote {path} ({_size(image)}): " + ("A left, B right" if spatial else f"t = {ts[i]:g}"))
 
@@ -149,20 +187,29 @@ def extrapolate(
     patch: Annotated[
         int | None, typer.Option(help="Side of the square patches synthesized (default: the exemplar's shorter side).")
     ] = None,
-    positions: Annotated[int, typer.Option(help="Random patch positions besides the four corners (paper: 10).")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the random patch positions.")] = 0,
+    positions: Annotated[
+        int, typer.Option(help="Random patch positions besides the four corners (paper: 10; at most 100).")
+    ] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the random patch positions (0 to 2^32 - 1).")] = 0,
     model: ModelOption = DEFAULT_MODEL,
     parser: ParserOption = DEFAULT_PARSER,
     device: DeviceOption = None,
+    max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
     """Extrapolate a label map larger than the exemplar from overlapping, blended patches (Fig. 8)."""
     from egsynth import synthesis
 
     with _reported():
+        in_range("--positions", positions, 0, synthesis.MAX_POSITIONS)
+        in_range("--seed", seed, 0, 2**32 - 1)
         synthesis.check_output(output)
+        synthesis.check_safe_outputs([output], [label, exemplar, exemplar_label, model, parser])
+        _check_inputs(
+            [label, exemplar, exemplar_label], exemplars=[(exemplar, exemplar_label)], parser=parser, max_side=max_side
+        )
         synthesizer = synthesis.Synthesizer(model, parser=parser, device=synthesis.resolve_device(device))
         target = synthesizer.read_target(label)
         style = synthesizer.read_exemplar(exemplar, exemplar_label)
         pixels = synthesizer.extrapolate(target, style, patch=patch, num_random=positions, seed=seed)
-        synthesis.write_png(output, pixels)
+        synthesis.write_pngs({output: pixels})
     typer.echo(f"wrote {output} ({_size(pixels)}): {label} extrapolated from {exemplar}")

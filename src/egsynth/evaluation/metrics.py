@@ -29,6 +29,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.models import VGG16_Weights
 
+from egsynth.io import torch_load_problem
 from egsynth.losses import style_loss
 from egsynth.models.features import (
     BackboneWeightsInvalid,
@@ -271,7 +272,8 @@ def _load_vgg16_trunk(model: lpips.LPIPS, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file gets the same one-line message
-        raise BackboneWeightsInvalid(f"VGG-16 weights file {path} cannot be read as a state dict: {error}") from error
+        problem = torch_load_problem(error)
+        raise BackboneWeightsInvalid(f"VGG-16 weights file {path} cannot be read: {problem}") from None
     wanted = {name: f"features.{name.split('.', 1)[1]}" for name in model.net.state_dict()}
     missing = [key for key in wanted.values() if key not in state]
     if missing:

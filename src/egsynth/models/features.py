@@ -25,6 +25,8 @@ from torch import Tensor, nn
 from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
+from egsynth.io import torch_load_problem
+
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +101,9 @@ def _load_state_dict_file(layers: nn.Sequential, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any unreadable file gets the same one-line message
-        raise BackboneWeightsInvalid(f"VGG-19 weights file {path} cannot be read as a state dict: {error}") from error
+        raise BackboneWeightsInvalid(
+            f"VGG-19 weights file {path} cannot be read: {torch_load_problem(error)}"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise BackboneWeightsInvalid(f"VGG-19 weights file {path} does not hold a state dict of tensors")
     if any(key.startswith("features.") for key in state):

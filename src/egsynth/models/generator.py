@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from egsynth.config import ModelConfig
 from egsynth.data.cocostuff import NUM_CLASSES
-from egsynth.io import atomic_path
+from egsynth.io import atomic_path, torch_load_problem
 from egsynth.models.features import ImageEncoder, LabelEncoder, VGGFeatures, backbone_label, resize_labels
 from egsynth.models.msca import MSCA, AttentionRecord, DenseAttention, GlobalPooling, LabelAttention
 from egsynth.models.spade import SynthesisNetwork
@@ -302,7 +302,7 @@ def load_generator(path: Path | str, *, map_location: str | torch.device = "cpu"
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: generator file not found") from None
     except Exception as error:  # torch raises several types for a bad file
-        raise GeneratorFileError(f"{path}: not a readable torch file ({' '.join(str(error).split())[:200]})") from None
+        raise GeneratorFileError(f"{path}: not a readable torch file: {torch_load_problem(error)}") from None
     if not isinstance(payload, dict) or not set(SAVED_KEYS) <= payload.keys():
         raise GeneratorFileError(f"{path}: not a saved generator (expected a dict with {', '.join(SAVED_KEYS)})")
     try:

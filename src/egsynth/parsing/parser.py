@@ -39,6 +39,7 @@ from tqdm import tqdm
 from egsynth.config import ParserConfig
 from egsynth.data import cocostuff
 from egsynth.data.source import DatasetError
+from egsynth.io import torch_load_problem
 from egsynth.parsing import deeplabv2
 from egsynth.parsing.data import IGNORE_INDEX, INDEX_TO_VALUE, SceneDataset, image_tensor, read_image, read_label_map
 
@@ -263,7 +264,7 @@ def _load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a bad file
-        raise ParserError(f"{path}: not a readable torch weights file ({' '.join(str(error).split())[:200]})") from None
+        raise ParserError(f"{path}: not a readable torch weights file: {torch_load_problem(error)}") from None
 
 
 def _state_dict_into(model: nn.Module, state_dict: Any, path: Path, what: str) -> nn.Module:

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from egsynth.config import canonical_params, flatten_params, params_hash
-from egsynth.io import atomic_path
+from egsynth.io import atomic_path, torch_load_problem
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # any unreadable file gets one message naming it
-        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from error
+        raise CheckpointError(f"checkpoint {path} cannot be read: {torch_load_problem(error)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"checkpoint {path} has format {found!r}, expected {CHECKPOINT_FORMAT}")
