@@ -1,4 +1,4 @@
-"""MLflow lineage for pipeline stages: the one module that imports mlflow (DESIGN.md, "Tracking and lineage").
+"""MLflow lineage for pipeline stages: the one module that imports mlflow (docs/design.md, "Tracking and lineage").
 
 Every stage execution is one MLflow run, nested under a parent run per pipeline fingerprint
 (git commit + params hash). A stage run records:
