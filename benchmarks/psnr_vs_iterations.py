@@ -44,12 +44,8 @@ from egsynth.evaluation.evaluate import (  # noqa: E402
 from egsynth.evaluation.guidance import AttentionStatistics  # noqa: E402
 from egsynth.evaluation.metrics import psnr  # noqa: E402
 from egsynth.evaluation.tasks import CaseDataset, read_cases  # noqa: E402
-from egsynth.losses import VGGPerceptualLoss  # noqa: E402
-from egsynth.models.discriminator import build_discriminator  # noqa: E402
-from egsynth.models.features import VGGFeatures  # noqa: E402
-from egsynth.models.generator import build_generator  # noqa: E402
 from egsynth.training import train_gan  # noqa: E402
-from egsynth.training.pretrain import initialize_from_pretraining  # noqa: E402
+from egsynth.training.assembly import build_training  # noqa: E402
 
 EVAL_TASKS = ("duplicating", "swap")
 
@@ -122,11 +118,8 @@ def main() -> None:
     baseline = guidance(painter(class_mean_color), cases, others, image_size=size, device=device)
     print(json.dumps({"model": "class_mean"} | baseline), flush=True)
 
-    generator = build_generator(args.variant, params.model)
-    initialize_from_pretraining(generator, torch.load(PRETRAINED, weights_only=True)["state"])
-    generator.to(device)
-    vgg = VGGFeatures(backbone=params.model.backbone, seed=params.model.seed, num_scales=params.model.num_scales)
-    vgg.to(device)
+    modules = build_training(args.variant, model=params.model, train=train, device=device, pretrained=PRETRAINED)
+    generator = modules.generator.to(device)
     clock = {"training": 0.0, "since": 0.0}  # seconds spent in train_gan; the last time it was entered
 
     def report(step: int, losses: dict[str, float]) -> None:
@@ -154,8 +147,8 @@ def main() -> None:
         try:
             train_gan(
                 generator=generator,
-                discriminator=build_discriminator(train),
-                perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
+                discriminator=modules.discriminator,
+                perceptual=modules.perceptual,
                 epochs=epochs,
                 config=train,
                 variant=args.variant,

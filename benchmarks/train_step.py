@@ -17,11 +17,8 @@ from torch.utils.data import Dataset
 
 from egsynth.config import load_params
 from egsynth.data.cocostuff import NUM_CLASSES
-from egsynth.losses import VGGPerceptualLoss
-from egsynth.models.discriminator import build_discriminator
-from egsynth.models.features import VGGFeatures
-from egsynth.models.generator import build_generator
 from egsynth.training import EpochData, train_gan
+from egsynth.training.assembly import build_training
 
 
 class RandomPairs(Dataset):
@@ -56,14 +53,14 @@ def seconds_per_step(params, variant: str, phase: int, device: torch.device) -> 
     count = steps * params.train.batch_size
     cross = RandomPairs(count, params.manifest.patch_size)
     global_ = RandomPairs(count, params.manifest.image_size) if phase == 2 else None
-    vgg = VGGFeatures(backbone="random", seed=0, num_scales=params.model.num_scales).to(device)
     model = params.model.model_copy(update={"backbone": "random"})
+    modules = build_training(variant, model=model, train=params.train, device=device)
     stamps: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         train_gan(
-            generator=build_generator(variant, model),
-            discriminator=build_discriminator(params.train),
-            perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
+            generator=modules.generator,
+            discriminator=modules.discriminator,
+            perceptual=modules.perceptual,
             epochs=[EpochData(cross=cross, global_=global_)],
             config=params.train.model_copy(update={"checkpoint_every": 10**9}),
             variant=variant,

@@ -17,7 +17,7 @@ from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import read_manifests
 from egsynth.io import atomic_path
 from egsynth.models.generator import build_generator
-from egsynth.training.pretrain import build_decoder, pretrain, pretrained_state
+from egsynth.training.pretrain import build_decoder, pretrain, save_pretrained
 from pipeline._stage import run_stage, tracked_stage
 
 SCENES = Path("data/interim/scenes.parquet")
@@ -54,11 +54,7 @@ def pretrain_stage(params: Params) -> None:
             device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
             on_step=lambda step, loss: run.log_metrics({"pretrain_l1": loss}, step=step),
         )
-        with atomic_path(OUT) as staging:
-            torch.save(
-                {"state": pretrained_state(generator), "decoder": decoder.state_dict(), "backbone": generator.backbone},
-                staging,
-            )
+        save_pretrained(generator, decoder, OUT)
         with atomic_path(CURVE) as staging:
             pd.DataFrame({"step": range(1, len(history) + 1), "l1": history}).to_csv(staging, index=False)
 

@@ -1,6 +1,6 @@
 """Stage `scenes`: the scene dataset in COCO-stuff's layout, as `data/raw/scenes/`.
 
-`data.source: embedded` renders the procedural dataset (DESIGN.md, "The embedded default
+`data.source: embedded` renders the procedural dataset (docs/design.md, "The embedded default
 dataset"); `coco_stuff` validates the real tree at `data.root` and records only a descriptor with
 its annotation digests, so the dataset is never copied into the DVC cache.
 """

@@ -17,25 +17,20 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import torch
 from prefect import flow
 from torch.utils.data import DataLoader
 
 from egsynth.config import Params
-from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import patch_self_reconstruction_rows, phase_rows, read_manifests
 from egsynth.evaluation.guidance import ATTENTION_STATISTICS, attention_probe
 from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
-from egsynth.losses import VGGPerceptualLoss
-from egsynth.models.discriminator import build_discriminator
-from egsynth.models.features import VGGFeatures
-from egsynth.models.generator import build_generator, save_generator
+from egsynth.models.generator import save_generator
 from egsynth.training import EpochData, init_distributed, train_gan
+from egsynth.training.assembly import build_training
 from egsynth.training.checkpoint import checkpoint_name, discard_other_checkpoints
 from egsynth.training.distributed import gather
-from egsynth.training.pretrain import initialize_from_pretraining
 from pipeline._stage import run_stage, tracked_stage
 
 SCENES = Path("data/interim/scenes.parquet")
@@ -74,10 +69,11 @@ def train_stage(params: Params, variant: str) -> None:
     context = init_distributed()
     out = Path("models") / variant
     with tracked_stage(f"train@{variant}", params) as run:
-        generator = build_generator(variant, params.model, num_classes=NUM_CLASSES)
-        initialize_from_pretraining(generator, torch.load(PRETRAINED, weights_only=True)["state"])
-        vgg = VGGFeatures(backbone=params.model.backbone, seed=params.model.seed, num_scales=params.model.num_scales)
-        vgg.to(context.device)  # the loss holds a bound method, not the module: `perceptual.to` cannot move it
+        modules = build_training(
+            variant, model=params.model, train=params.train, device=context.device, pretrained=PRETRAINED
+        )
+        generator = modules.generator
+        run.log_metrics({"pretrained_tensors_not_loaded": len(modules.pretrained.not_loaded)})
         depends_on = {
             "model": params.model.model_dump(mode="json"),
             "manifest": params.manifest.model_dump(mode="json"),
@@ -108,8 +104,8 @@ def train_stage(params: Params, variant: str) -> None:
 
             result = train_gan(
                 generator=generator,
-                discriminator=build_discriminator(params.train),
-                perceptual=VGGPerceptualLoss(layers=vgg.perceptual_layers),
+                discriminator=modules.discriminator,
+                perceptual=modules.perceptual,
                 epochs=epochs,
                 config=params.train,
                 variant=variant,

@@ -1,4 +1,4 @@
-"""Feature extraction (Eq. 1-3) and the VGG-19 weight policy (DESIGN.md, "Pretrained networks, offline")."""
+"""Feature extraction (Eq. 1-3) and the VGG-19 weight policy (docs/design.md, "Pretrained networks, offline")."""
 
 import time
 import urllib.request

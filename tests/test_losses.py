@@ -5,12 +5,14 @@ import torch
 from torch import nn
 
 from egsynth.losses import (
+    GENERATOR_TERMS,
     VGGPerceptualLoss,
+    discriminator_objective,
     feature_matching_loss,
     gan_loss,
+    generator_objective,
     gram_matrix,
     kl_loss,
-    spade_loss,
     style_loss,
 )
 
@@ -135,16 +137,62 @@ def test_vgg_loss_is_zero_for_identical_images_and_positive_otherwise():
     assert value.item() > 0 and fake.grad.abs().sum() > 0
 
 
-def test_spade_loss_is_the_weighted_sum_of_feature_matching_and_vgg():
+def test_l_spade_is_the_weighted_sum_of_feature_matching_and_vgg():
     fake_d = [[torch.ones(1, 2, 3, 3), torch.zeros(1, 1, 2, 2)]]
     real_d = [[torch.zeros(1, 2, 3, 3), torch.zeros(1, 1, 2, 2)]]
     fake, real = torch.ones(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
     perceptual = VGGPerceptualLoss(layers=copies)
-    pieces = dict(fake_features=fake_d, real_features=real_d, fake=fake, real=real)
-    assert spade_loss(**pieces, perceptual=perceptual).item() == pytest.approx(10 * 1 + 10 * sum(WEIGHTS))
-    weighted = spade_loss(**pieces, perceptual=perceptual, lambda_feat=2.0, lambda_vgg=0.5)
-    assert weighted.item() == pytest.approx(2 + 0.5 * sum(WEIGHTS))
-    assert spade_loss(**pieces, perceptual=None).item() == pytest.approx(10.0)
+    pieces = dict(discriminated=(fake_d, real_d), fake=fake, real=real)
+
+    def l_spade(**kwargs) -> float:
+        terms = generator_objective(**pieces, **kwargs)
+        return (terms["g_feat"] + terms["g_vgg"]).item()
+
+    assert l_spade(perceptual=perceptual) == pytest.approx(10 * 1 + 10 * sum(WEIGHTS))
+    assert l_spade(perceptual=perceptual, lambda_feat=2.0, lambda_vgg=0.5) == pytest.approx(2 + 0.5 * sum(WEIGHTS))
+    assert l_spade(perceptual=None) == pytest.approx(10.0)
+
+
+def test_generator_objective_weights_every_term_by_the_task_and_its_lambda():
+    fake_d, real_d = outputs(0.5, features=torch.ones(2, 4, 5, 5)), outputs(0.0)
+    fake, real = torch.ones(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    mu, logvar = torch.ones(2, 3), torch.zeros(2, 3)  # KL = 0.5 * 3 per sample
+    terms = generator_objective(
+        fake=fake,
+        real=real,
+        discriminated=(fake_d, real_d),
+        perceptual=VGGPerceptualLoss(layers=copies),
+        mu=mu,
+        logvar=logvar,
+        task_weight=0.5,
+        lambda_feat=2.0,
+        lambda_vgg=3.0,
+        lambda_l1=4.0,
+        lambda_kl=5.0,
+    )
+    assert list(terms) == list(GENERATOR_TERMS)
+    expected = {"g_gan": -0.5, "g_feat": 2.0, "g_vgg": 3.0 * sum(WEIGHTS), "g_l1": 4.0, "g_kl": 5.0 * 1.5}
+    assert {k: v.item() for k, v in terms.items()} == pytest.approx({k: 0.5 * v for k, v in expected.items()})
+
+
+def test_a_warmup_generator_objective_without_d_has_only_the_l1_and_kl_terms():
+    fake, real = torch.ones(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    terms = generator_objective(
+        fake=fake,
+        real=real,
+        discriminated=None,
+        perceptual=VGGPerceptualLoss(layers=copies),
+        mu=torch.ones(2, 3),
+        logvar=torch.zeros(2, 3),
+        lambda_l1=4.0,
+        lambda_kl=1.0,
+    )
+    assert {k: v.item() for k, v in terms.items()} == {"g_gan": 0, "g_feat": 0, "g_vgg": 0, "g_l1": 4.0, "g_kl": 1.5}
+
+
+def test_discriminator_objective_is_the_weighted_real_and_fake_terms():
+    terms = discriminator_objective(discriminated=(outputs(0.5), outputs(-1.0)), task_weight=0.5)
+    assert {k: v.item() for k, v in terms.items()} == pytest.approx({"d_real": 0.5 * 2.0, "d_fake": 0.5 * 1.5})
 
 
 # ----------------------------------------------------------------------------

@@ -346,7 +346,8 @@ def copy_built_repo(source: Path, target: Path, env: dict) -> dict:
 
 
 def per_step_losses_logged(root: Path, env: dict) -> int:
-    """How many steps the newest train@full run trained itself (a run resumed at the end trains none)."""
+    """How many steps the newest train@full run trained itself (a run resumed at the end trains none): the smoke
+    preset updates G at every step, warm-up and GAN epochs alike, and each logs g_loss."""
     from mlflow import MlflowClient
 
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
@@ -354,7 +355,7 @@ def per_step_losses_logged(root: Path, env: dict) -> int:
         newest, *_ = tracking.find_stage_runs(root, out="models/full/generator.pt")
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
-    return len(MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(newest.run_id, "d_loss"))
+    return len(MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(newest.run_id, "g_loss"))
 
 
 def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_repo, tmp_path):

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 
@@ -7,8 +9,10 @@ from egsynth.training.pretrain import (
     build_decoder,
     feature_reconstruction_loss,
     initialize_from_pretraining,
+    load_pretrained,
     pretrain,
     pretrained_state,
+    save_pretrained,
 )
 
 TINY = ModelConfig(
@@ -64,11 +68,39 @@ def test_the_loss_compares_with_the_target_not_the_exemplar():
 def test_pretrained_weights_initialize_msca_variants_whole_and_others_where_they_share_modules():
     source = build_generator("full", TINY.model_copy(update={"seed": 3}), num_classes=CLASSES)
     state = pretrained_state(source)
-    assert set(initialize_from_pretraining(build_generator("no_fm", TINY, num_classes=CLASSES), state)) == set(state)
+    no_fm = initialize_from_pretraining(build_generator("no_fm", TINY, num_classes=CLASSES), state)
+    assert set(no_fm.loaded) == set(state) and no_fm.not_loaded == {}
     gap = build_generator("gap", TINY, num_classes=CLASSES)
-    copied = initialize_from_pretraining(gap, state)
+    copied = initialize_from_pretraining(gap, state).loaded
     assert copied and not any(k.startswith("aligners.") for k in copied)
     assert torch.equal(gap.label_encoder.convs[0].weight, source.label_encoder.convs[0].weight)
+
+
+def test_what_did_not_load_is_returned_with_why_and_logged_at_warning(caplog):
+    state = pretrained_state(build_generator("full", TINY, num_classes=CLASSES))
+    wider = build_generator("full", TINY.model_copy(update={"label_channels": 7}), num_classes=CLASSES)
+    with caplog.at_level(logging.WARNING, logger="egsynth.training.pretrain"):
+        gap = initialize_from_pretraining(build_generator("gap", TINY, num_classes=CLASSES), state)
+    assert set(gap.not_loaded) == {key for key in state if key.startswith("aligners.")} != set()
+    assert set(gap.not_loaded.values()) == {"gap has no such tensor"}
+    assert set(gap.loaded) | set(gap.not_loaded) == set(state)
+    (record,) = caplog.records
+    assert f"{len(gap.not_loaded)} of {len(state)} pretrained tensors did not load into gap" in record.getMessage()
+    assert "aligners.0" in record.getMessage()
+
+    shapes = initialize_from_pretraining(wider, state).not_loaded
+    assert shapes and all(reason.startswith("shape (") for reason in shapes.values())
+
+
+def test_a_pretraining_file_round_trips_and_another_file_is_refused_naming_it(tmp_path):
+    generator = build_generator("full", TINY, num_classes=CLASSES)
+    save_pretrained(generator, build_decoder(generator), tmp_path / "pretrain.pt")
+    loaded = load_pretrained(tmp_path / "pretrain.pt")
+    assert loaded.keys() == pretrained_state(generator).keys()
+    assert all(torch.equal(loaded[k], v) for k, v in pretrained_state(generator).items())
+    torch.save({"state_dict": {}}, tmp_path / "generator.pt")
+    with pytest.raises(ValueError, match=r"generator.pt: not a pretraining file \(no state, decoder, backbone\)"):
+        load_pretrained(tmp_path / "generator.pt")
 
 
 def test_spade_vae_has_nothing_to_pretrain_with_the_decoder():

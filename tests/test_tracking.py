@@ -1,5 +1,7 @@
+import importlib.metadata
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from egsynth.tracking import (
     pipeline_fingerprint,
     stage_run,
     tracking_uri,
+    version_tag,
 )
 
 # ----------------------------------------------------------------------------
@@ -245,6 +248,22 @@ def test_stage_run_records_stage_params_and_the_dvc_md5_of_deps_and_outs(repo, m
     assert lineage["params"] == {"filter": PARAMS["filter"]}
     artifacts = {f.path for f in client().list_artifacts(run.run_id)}
     assert artifacts == {"lineage.json"}  # pointers and digests only, never the data
+
+
+def test_stage_run_records_the_installed_versions_of_the_packages_that_change_numbers(repo):
+    with stage_run("parse", repo_root=repo, stage_params={}, all_params=PARAMS, deps=[], outs=[]) as run:
+        pass
+    tags = client().get_run(run.run_id).data.tags
+    for package in ("torch", "torchvision", "dvc", "mlflow", "prefect", "kornia", "torchmetrics", "numpy", "pandas"):
+        assert tags[version_tag(package)] == importlib.metadata.version(package), package
+    assert tags[version_tag("python")] == platform.python_version()
+
+
+def test_a_package_that_is_not_installed_is_recorded_as_such(monkeypatch):
+    monkeypatch.setattr(tracking, "VERSIONED_PACKAGES", ("torch", "egsynth-no-such-package"))
+    versions = tracking.installed_versions()
+    assert versions["egsynth-no-such-package"] == "not installed"
+    assert versions["torch"] == importlib.metadata.version("torch")
 
 
 def test_find_stage_runs_by_out_digest_returns_the_run_that_wrote_those_bytes(repo):

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import default_collate
 
 from egsynth.config import params_hash
+from egsynth.losses import discriminator_objective, generator_objective
 from egsynth.models.generator import VARIANTS
 from egsynth.training import (
     CheckpointParamsMismatch,
@@ -31,8 +32,10 @@ from egsynth.training.checkpoint import (
     discard_other_checkpoints,
     restore_rng_state,
 )
+from egsynth.training.gan import _discriminate
 from tests._training_worker import (
     DDP_VARIANT,
+    GLOBAL,
     PATCH,
     RESUMABLE_VARIANT,
     SLOW_FROM,
@@ -169,6 +172,48 @@ def test_lambda_l1_adds_exactly_the_weighted_pixel_l1_and_changes_no_other_term(
     for term in ("g_gan", "g_feat", "g_vgg", "d_real", "d_fake"):
         assert l1_terms[term] == pytest.approx(paper_terms[term], rel=1e-5), term
     assert l1_terms["g_loss"] == pytest.approx(paper_terms["g_loss"] + l1_terms["g_l1"], rel=1e-5)
+
+
+@pytest.mark.parametrize("adversarial", [True, False], ids=["gan", "warmup"])
+def test_the_logged_terms_are_the_objectives_of_losses_py_on_the_first_batch(adversarial, tmp_path, one_thread):
+    """Step 1 logs, per term, generator_objective + discriminator_objective summed over the cross task and
+    the λ-weighted global task, computed here from the same initial weights and batch."""
+    train = tiny_train(lambda_l1=3.0, lambda_global=0.5, checkpoint_every=100)
+    cross, global_ = SceneItems(2, PATCH, seed=1), SceneItems(2, GLOBAL, seed=3, self_reconstruction=True)
+    epochs = [EpochData(cross=cross, global_=global_, adversarial=adversarial)]
+    logged = run("full", epochs, tmp_path / "c.pt", train=train)[0].history[0]
+
+    generator, discriminator, perceptual = build("full", train=train)  # the run's initial weights
+    tasks = [(default_collate([cross[0], cross[1]]), 1.0), (default_collate([global_[0], global_[1]]), 0.5)]
+    images = [generator(b["target_labels"], b["exemplar"], b["exemplar_labels"]).image for b, _ in tasks]
+    lambdas = dict(lambda_feat=train.lambda_feat, lambda_vgg=train.lambda_vgg, lambda_l1=3.0, lambda_kl=0.0)
+    per_task = [
+        generator_objective(
+            fake=image,
+            real=batch["target"],
+            discriminated=_discriminate(discriminator, image, batch) if adversarial else None,
+            perceptual=perceptual,
+            task_weight=weight,
+            **lambdas,
+        )
+        for (batch, weight), image in zip(tasks, images, strict=True)
+    ]
+    if adversarial:
+        per_task += [
+            discriminator_objective(discriminated=_discriminate(discriminator, image.detach(), batch), task_weight=w)
+            for (batch, w), image in zip(tasks, images, strict=True)
+        ]
+    keys = {key for terms in per_task for key in terms}
+    expected = {key: sum(terms[key].item() for terms in per_task if key in terms) for key in keys}
+
+    assert {key: logged[key] for key in expected} == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert ("d_loss" in logged) == adversarial
+    if not adversarial:
+        assert {key for key, value in logged.items() if key.startswith("g_") and value != 0} == {
+            "g_l1",
+            "g_loss",
+            "g_grad_norm",
+        }
 
 
 # ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Safe outputs: written atomically, all together, never over an input or a file DVC tracks.
 
-DESIGN.md, "Conventions": every stage writes only its declared outputs, atomically, so a crash
+docs/design.md, "Conventions": every stage writes only its declared outputs, atomically, so a crash
 never leaves a half-written output that DVC or a later stage could mistake for a finished one, and
 bad input loses nothing already written. A stage or command writes into a staging folder next to
 each output, `.<name>.<pid>-<random>.tmp`, and renames it into place on success; the staging

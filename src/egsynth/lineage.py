@@ -1,11 +1,12 @@
 """Audits of the pipeline's lineage: where a file came from, what ran lately, what differs between two runs.
 
-`trace` answers DESIGN.md's "which data, parser, manifest, pretraining, code commit and params produced
-this file". The DAG and the digests come from DVC itself (dvc.yaml and dvc.lock through `dvc.repo.Repo`),
-each stage is matched to the latest finished MLflow run whose out tags equal its dvc.lock md5s, and every
-dep and out is hashed again on disk with DVC's own hashing (`tracking.dvc_md5`): a file that changed since
-is flagged, never trusted. `compare` diffs MLflow runs itself and DVC revisions through `dvc exp diff`'s
-own function (`Repo.experiments.diff`), which resolves experiment names and git revisions alike.
+`trace` answers "which data, parser, manifest, pretraining, code commit and params produced this file"
+(docs/design.md, "Who uses it and how"). The DAG and the digests come from DVC itself (dvc.yaml and
+dvc.lock through `dvc.repo.Repo`), each stage is matched to the latest finished MLflow run whose out tags
+equal its dvc.lock md5s, and every dep and out is hashed again on disk with DVC's own hashing
+(`tracking.dvc_md5`): a file that changed since is flagged, never trusted. `compare` diffs MLflow runs
+itself and DVC revisions through `dvc exp diff`'s own function (`Repo.experiments.diff`), which resolves
+experiment names and git revisions alike.
 
 Every function returns dataclasses; `format_*` turn them into the text the CLI prints. MLflow is read
 through `egsynth.tracking` only.

@@ -2,8 +2,10 @@
 
 - `gan_loss`: the adversarial terms of Eq. 11, in the paper's log form (BCE with logits,
   non-saturating for G) or SPADE's hinge form, over a multiscale discriminator's outputs.
-- `feature_matching_loss`, `VGGPerceptualLoss`, `spade_loss`: L_spade of Eq. 11, "the VGG and GAN
-  feature matching losses defined in [38]".
+- `feature_matching_loss`, `VGGPerceptualLoss`: L_spade of Eq. 11, "the VGG and GAN feature matching
+  losses defined in [38]".
+- `generator_objective`, `discriminator_objective`: Eq. 11-12 for one task (cross or global), every term
+  weighted as it enters L_G or L_D; the training loop (`egsynth.training.gan`) sums them over tasks.
 - `gram_matrix`, `style_loss`: Gatys et al. [9], the L_style metric of Table 1 (also usable as a loss).
 - `kl_loss`: the KL term of the SPADE_VAE baseline [38].
 
@@ -79,7 +81,7 @@ def feature_matching_loss(fake: list[list[Tensor]], real: list[list[Tensor]]) ->
     Per discriminator, the sum over its intermediate features (all outputs but the logits) of the L1
     distance (mean over elements) between fake and real features; then the sum over discriminators
     divided by their number. Real features are detached: the loss only trains G.
-    The caller applies lambda_feat (SPADE: 10), e.g. through `spade_loss`.
+    The caller applies lambda_feat (SPADE: 10), as `generator_objective` does.
     """
     assert len(fake) == len(real) >= 1, f"got {len(fake)} fake and {len(real)} real discriminator outputs"
     total = fake[0][0].new_zeros(())
@@ -123,21 +125,64 @@ class VGGPerceptualLoss(nn.Module):
         return total
 
 
-def spade_loss(
+# ----------------------------------------------------------------------------
+# the objectives of Eq. 11-12, one task at a time
+
+GENERATOR_TERMS = ("g_gan", "g_feat", "g_vgg", "g_l1", "g_kl")
+"""G's weighted terms, in the order they are summed: adversarial, L_spade's two, pixel L1, the VAE's KL."""
+DISCRIMINATOR_TERMS = ("d_real", "d_fake")
+
+DiscriminatorOutputs = list[list[Tensor]]  # per discriminator: its features, the patch logits last
+
+
+def generator_objective(
     *,
-    fake_features: list[list[Tensor]],  # D's outputs on the synthesized image (features, logits last)
-    real_features: list[list[Tensor]],  # D's outputs on the real image with the same conditions
-    fake: Tensor,  # x̂ [B, 3, H, W]
-    real: Tensor,  # x [B, 3, H, W]
-    perceptual: VGGPerceptualLoss | None,  # None: no VGG term (as lambda_vgg = 0)
-    lambda_feat: float = 10.0,  # weight of the feature matching loss (SPADE: 10)
-    lambda_vgg: float = 10.0,  # weight of the VGG perceptual loss (SPADE: 10)
-) -> Tensor:
-    """L_spade(x̂, x) of Eq. 11: lambda_feat * feature matching + lambda_vgg * VGG perceptual loss."""
-    total = lambda_feat * feature_matching_loss(fake_features, real_features)
-    if perceptual is not None and lambda_vgg != 0:
-        total = total + lambda_vgg * perceptual(fake, real)
-    return total
+    fake: Tensor,  # x̂ [B, 3, H, W]: G's output for this task
+    real: Tensor,  # x [B, 3, H, W]: the image G should have painted
+    discriminated: tuple[DiscriminatorOutputs, DiscriminatorOutputs] | None,  # D on (x̂, conds), on (x, conds);
+    #   None: a warm-up iteration, no D, so no adversarial, feature matching or VGG term
+    perceptual: VGGPerceptualLoss | None,  # the VGG term of L_spade; None: none (as lambda_vgg = 0)
+    mu: Tensor | None = None,  # the VAE style encoder's posterior [B, D] (spade_vae); None: no KL term
+    logvar: Tensor | None = None,
+    task_weight: float = 1.0,  # 1 for the cross task (Eq. 9), λ = lambda_global for global self-reconstruction
+    mode: Literal["hinge", "log"] = "hinge",  # the adversarial form, as in `gan_loss`
+    lambda_feat: float = 10.0,  # feature matching in L_spade (SPADE: 10)
+    lambda_vgg: float = 10.0,  # VGG perceptual loss in L_spade (SPADE: 10)
+    lambda_l1: float = 0.0,  # pixel L1, not in the paper (0 there)
+    lambda_kl: float = 0.0,  # KL of the spade_vae baseline (SPADE: 0.05)
+) -> dict[str, Tensor]:
+    """G's side of Eq. 11 for one task: adv_G(D(x̂, ...)) + L_spade(x̂, x), plus pixel L1 and KL.
+
+    Returns every term of `GENERATOR_TERMS` already weighted (task weight and its lambda), so their sum is
+    the task's contribution to L_G; a term that is off is a zero. L_spade (SPADE [38]) is lambda_feat *
+    feature matching + lambda_vgg * VGG perceptual loss.
+    """
+    terms = dict.fromkeys(GENERATOR_TERMS, fake.new_zeros(()))
+    if discriminated is not None:
+        fake_outputs, real_outputs = discriminated
+        terms["g_gan"] = task_weight * gan_loss(fake_outputs, target_is_real=True, for_discriminator=False, mode=mode)
+        terms["g_feat"] = task_weight * lambda_feat * feature_matching_loss(fake_outputs, real_outputs)
+        if perceptual is not None and lambda_vgg > 0:
+            terms["g_vgg"] = task_weight * lambda_vgg * perceptual(fake, real)
+    if lambda_l1 > 0:
+        terms["g_l1"] = task_weight * lambda_l1 * F.l1_loss(fake, real)
+    if mu is not None and logvar is not None and lambda_kl > 0:
+        terms["g_kl"] = task_weight * lambda_kl * kl_loss(mu, logvar)
+    return terms
+
+
+def discriminator_objective(
+    *,
+    discriminated: tuple[DiscriminatorOutputs, DiscriminatorOutputs],  # D on (x̂ detached, conds), on (x, conds)
+    task_weight: float = 1.0,  # 1 for the cross task, λ = lambda_global for global self-reconstruction
+    mode: Literal["hinge", "log"] = "hinge",  # the adversarial form, as in `gan_loss`
+) -> dict[str, Tensor]:
+    """D's side of Eq. 11-12 for one task: the real and the fake adversarial terms, weighted by the task."""
+    fake_outputs, real_outputs = discriminated
+    return {
+        "d_real": task_weight * gan_loss(real_outputs, target_is_real=True, for_discriminator=True, mode=mode),
+        "d_fake": task_weight * gan_loss(fake_outputs, target_is_real=False, for_discriminator=True, mode=mode),
+    }
 
 
 # ----------------------------------------------------------------------------

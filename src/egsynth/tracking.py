@@ -1,10 +1,13 @@
-"""MLflow lineage for pipeline stages: the one module that imports mlflow (DESIGN.md, "Tracking and lineage").
+"""MLflow lineage for pipeline stages: the one module that imports mlflow (docs/design.md, "Tracking and lineage").
 
 Every stage execution is one MLflow run, nested under a parent run per pipeline fingerprint
 (git commit + params hash). A stage run records:
 
 - tags `egsynth.stage`, `egsynth.git_commit`, `egsynth.git_dirty`, `egsynth.fingerprint` (and
   `egsynth.dvc_exp_name`, `egsynth.dvc_exp_baseline_rev` inside `dvc exp run`);
+- the environment it ran in: one tag `egsynth.version/<package>` per package of `VERSIONED_PACKAGES`
+  (and `python`), the installed version, so a result can be traced to the stack that produced it
+  (`requirements.lock` pins the whole environment; these are the packages that change numbers);
 - the stage's params, flattened to `section.key`;
 - one tag per dep and per out, key `dep_tag(path)` / `out_tag(path)`, i.e. `egsynth.dep/<path>` and
   `egsynth.out/<path>` with `<path>` relative to the repo root (or to the experiment's copy of it)
@@ -21,9 +24,11 @@ the library needs no tracking server. Only rank 0 of a torchrun job records anyt
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import os
+import platform
 import posixpath
 import sqlite3
 import subprocess
@@ -57,6 +62,8 @@ FINGERPRINT = "egsynth.fingerprint"
 PARAMS_HASH = "egsynth.params_hash"
 DEP_PREFIX = "egsynth.dep/"
 OUT_PREFIX = "egsynth.out/"
+VERSION_PREFIX = "egsynth.version/"
+VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "prefect", "kornia", "torchmetrics", "numpy", "pandas")
 EXP_ENV_TAGS = {  # env var set by `dvc exp run` -> tag
     "DVC_EXP_NAME": "egsynth.dvc_exp_name",
     "DVC_EXP_BASELINE_REV": "egsynth.dvc_exp_baseline_rev",
@@ -201,6 +208,22 @@ def git_state(repo_root: Path) -> tuple[str, bool]:
         return "none", True
     status = git("status", "--porcelain", "--untracked-files=no")
     return head.stdout.strip(), status.returncode != 0 or bool(status.stdout.strip())
+
+
+def installed_versions() -> dict[str, str]:
+    """Python's version and the installed version of each of `VERSIONED_PACKAGES` ("not installed" if absent)."""
+    versions = {"python": platform.python_version()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def version_tag(package: str) -> str:
+    """The MLflow tag key of a package's installed version, e.g. `egsynth.version/torch`."""
+    return VERSION_PREFIX + package
 
 
 def pipeline_fingerprint(commit: str, params: Mapping) -> str:
@@ -415,6 +438,7 @@ def stage_run(
         PARAMS_HASH: params_hash(all_params),
         **{tag: os.environ[env] for env, tag in EXP_ENV_TAGS.items() if os.environ.get(env)},
         **{dep_tag(rel): md5 for rel, md5 in dep_md5.items()},
+        **{version_tag(package): version for package, version in installed_versions().items()},
     }
     if commit != "none":
         tags[MLFLOW_GIT_COMMIT] = commit

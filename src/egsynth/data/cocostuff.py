@@ -4,7 +4,7 @@ COCO-stuff (Caesar et al., 2018) labels every pixel with one of 182 ids: things 
 instance categories; 80 of the 90 ids are used) and stuff 92-182. Its `stuffthingmaps` PNGs store
 `id - 1` (0..181) per pixel and 255 for unlabeled; its stuff JSON adds id 183 "other", which covers
 every thing pixel. This module holds those facts and the one mapping between COCO-stuff ids and the
-contiguous class indices the models use (DESIGN.md, "Conventions").
+contiguous class indices the models use (docs/design.md, "Conventions").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A row names a scene, a target box and an exemplar box in the global frame (the s
 `patch_size` (bilinear for images, nearest for labels) and flips, in that order. There is no
 randomness here: item i is the same tensors every time, and training is a function of the manifest.
 
-Tensors follow DESIGN.md, "Conventions": images [3, P, P] in [-1, 1]; label maps one-hot float
+Tensors follow docs/design.md, "Conventions": images [3, P, P] in [-1, 1]; label maps one-hot float
 [C, P, P] over the C = `cocostuff.NUM_CLASSES` contiguous classes, an unlabeled pixel all zeros.
 The target's labels c_p are the ground truth; the exemplar's c~_q are the parsed maps of the `parse`
 stage (the paper's DeepLab output; `parsed=None` is the oracle: ground truth on both sides).

@@ -1,7 +1,7 @@
 """The embedded default dataset: procedural scenes written in COCO-stuff's own file layout.
 
 Each scene is `render(layout, style, texture_seed)` (see `procedural`), so a later stage can draw
-"layout A in the style of scene B" exactly. The writer produces what COCO-stuff ships (DESIGN.md,
+"layout A in the style of scene B" exactly. The writer produces what COCO-stuff ships (docs/design.md,
 "The embedded default dataset"): JPEG images, single-channel stuffthingmaps PNGs (id - 1, 255
 unlabeled), stuff JSON (stuff categories 92-182 and 183 "other" over thing pixels) and instances
 JSON (things 1-90), both with RLE segmentations encoded by pycocotools, plus a sidecar table

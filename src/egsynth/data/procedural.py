@@ -1,7 +1,7 @@
 """Procedural scene photos with exact COCO-stuff label maps: the embedded default dataset.
 
 No machine of ours can download COCO-stuff, so the default pipeline renders its own scenes
-(DESIGN.md, "The embedded default dataset"). Every image is `render(layout, style, seed)`:
+(docs/design.md, "The embedded default dataset"). Every image is `render(layout, style, seed)`:
 
 - the layout alone fixes geometry and labels (`rasterize` never sees a style),
 - the style alone fixes colors and lighting (time of day, season, haze, palette),

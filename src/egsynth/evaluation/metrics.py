@@ -2,7 +2,7 @@
 
 Images are [B, 3, H, W] floats in [-1, 1]. Per-image metrics return [B]; FID is a set statistic.
 
-The paper's perceptual metrics need pretrained networks that are never downloaded here (DESIGN.md,
+The paper's perceptual metrics need pretrained networks that are never downloaded here (docs/design.md,
 "Pretrained networks, offline"):
 - LPIPS `vgg16`: the "linearly calibrated VGG" of the paper, i.e. the `lpips` package's v0.1 linear
   layers (shipped in its wheel) on torchvision's ImageNet VGG-16 from the torch hub cache;

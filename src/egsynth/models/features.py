@@ -1,7 +1,7 @@
 """Feature extraction (Sec. 3.1, Eq. 1-3): multi-scale VGG-19 image features and label-map features.
 
 - `load_vgg19`: the VGG-19 `features` network with weights from torchvision's ImageNet file in the
-  torch hub cache, from a state-dict file, or a seeded random initialization (DESIGN.md,
+  torch hub cache, from a state-dict file, or a seeded random initialization (docs/design.md,
   "Pretrained networks, offline": never a download, never a silent fallback).
 - `VGGFeatures`: the frozen extractor F_vgg^(i) of Eq. 1 (relu1_2, relu2_2, relu3_4, relu4_4,
   relu5_4 for scales 0..4) and the relu_x_1 layers of SPADE's perceptual loss.

@@ -9,7 +9,7 @@ Unlike SPADE, the condition of a SPADE layer is a feature map [F_x1^(i), F_c1^(i
 label map, so it is resized bilinearly (not by nearest neighbour) when its size differs from the
 normalized activation's.
 
-The parameter-free normalization is a parameter (DESIGN.md, "Scale"): `instance` is batch-independent,
+The parameter-free normalization is a parameter (docs/design.md, "Scale"): `instance` is batch-independent,
 so a CPU DDP step equals the single-process step; `batch` is SPADE's choice and becomes
 `nn.SyncBatchNorm` under DDP on GPUs (the trainer converts it with
 `nn.SyncBatchNorm.convert_sync_batchnorm`; torch's SyncBatchNorm refuses CPU tensors).

@@ -1,7 +1,7 @@
 """Exemplar images and their label maps as tensors for the label parser.
 
 Images are resized to a square `image_size` with antialiased bilinear interpolation and scaled to
-[-1, 1] (DESIGN.md, "Conventions": images live in [-1, 1] inside models; the parser is trained from
+[-1, 1] (docs/design.md, "Conventions": images live in [-1, 1] inside models; the parser is trained from
 scratch, so ImageNet statistics would buy nothing). Label maps are resized with nearest neighbour and
 mapped from stuffthingmaps values (COCO-stuff id - 1) to the contiguous class indices 0..170 of
 `cocostuff.label_value_to_index()`; unlabeled pixels (255) and values of ids COCO-stuff never uses

@@ -1,7 +1,7 @@
 """The exemplar label parser c~ = parse(exemplar image) (paper Sec. 4, "Implementation details": a
 COCO-stuff pretrained DeepLab-v2 produces the exemplars' label maps).
 
-No pretrained weights are downloaded (DESIGN.md, "Pretrained networks, offline"). A parser comes
+No pretrained weights are downloaded (docs/design.md, "Pretrained networks, offline"). A parser comes
 from one of three sources (`ParserConfig.source`), each labelled wherever its outputs are used:
 - `train`: a torchvision segmentation network, built without any pretrained weights and trained
   from scratch on the train split ("<architecture>-trained");

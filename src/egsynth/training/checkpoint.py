@@ -1,4 +1,4 @@
-"""Resumable training checkpoints (DESIGN.md, "Conventions": checkpoints).
+"""Resumable training checkpoints (docs/design.md, "Conventions": checkpoints).
 
 A checkpoint is one `torch.save`d dict, written atomically (temporary sibling + rename, via
 `egsynth.io.atomic_path`), so a run killed while saving leaves the previous checkpoint intact. It

@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (DESIGN.md, "Scale"): process group, DDP wrapping, rank-0 duties.
+"""Data-parallel training under torchrun (docs/design.md, "Scale"): process group, DDP wrapping, rank-0 duties.
 
 `init_distributed()` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK; MASTER_ADDR and
 MASTER_PORT for the rendezvous) and joins the process group: NCCL when CUDA is available (one GPU

@@ -10,7 +10,8 @@ Per iteration, with a cross batch (x_p, c_p, x_q, c̃_q) and, in epochs that hav
 
 with L_spade = lambda_feat * feature matching + lambda_vgg * VGG perceptual loss ([38]) + lambda_l1 *
 pixel L1 (not in the paper, where it is 0), plus lambda_kl * KL(mu, logvar) per task for the `spade_vae`
-baseline; adv is `gan_loss` in `train.gan_loss` form (hinge or the log form of Eq. 11). Eq. 12's
+baseline; adv is `gan_loss` in `train.gan_loss` form (hinge or the log form of Eq. 11). Each task's
+terms are `losses.generator_objective` and `losses.discriminator_objective`; this loop sums them. Eq. 12's
 min-max alternates: D is updated every iteration, G every `generator_every` iterations (Sec. 4:
 "every 5 iterations"), on the steps that are multiples of it (steps count from 1). Both use
 Adam(lr, betas).
@@ -59,13 +60,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from egsynth.config import TrainConfig
-from egsynth.losses import VGGPerceptualLoss, feature_matching_loss, gan_loss, kl_loss
+from egsynth.losses import (
+    DISCRIMINATOR_TERMS,
+    GENERATOR_TERMS,
+    VGGPerceptualLoss,
+    discriminator_objective,
+    generator_objective,
+)
 from egsynth.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -91,8 +97,6 @@ log = logging.getLogger(__name__)
 
 BATCH_KEYS = ("target", "target_labels", "exemplar", "exemplar_labels")
 """x_p [B, 3, P, P], c_p [B, C, P, P], x_q [B, 3, P, P], c̃_q [B, C, P, P] (global batches: x, c, x, c̃)."""
-D_TERMS = ("d_real", "d_fake")
-G_TERMS = ("g_gan", "g_feat", "g_vgg", "g_l1", "g_kl")
 
 # ----------------------------------------------------------------------------
 # data and results
@@ -416,10 +420,10 @@ def train_gan(
                         optimizer_g.step()
                     if adversarial:
                         optimizer_d.step()
-                        losses["d_loss"] = sum(losses[k] for k in D_TERMS)
+                        losses["d_loss"] = sum(losses[k] for k in DISCRIMINATOR_TERMS)
                     run.consecutive = 0
                     if update_g:
-                        losses["g_loss"] = sum(losses[k] for k in G_TERMS)
+                        losses["g_loss"] = sum(losses[k] for k in GENERATOR_TERMS)
                     run.history.append({"step": run.step, **losses})
                     if ctx.is_main and on_step is not None:
                         on_step(run.step, losses)
@@ -516,7 +520,6 @@ def _iteration(
     are no D terms.
     No optimizer steps.
     """
-    mode = config.gan_loss
     with torch.set_grad_enabled(update_g):
         outputs = [G(batch["target_labels"], batch["exemplar"], batch["exemplar_labels"]) for batch, _ in tasks]
 
@@ -524,32 +527,36 @@ def _iteration(
     norms: dict[str, Tensor] = {}
     if update_g:
         d_core = unwrap(D)  # no DDP here: D's weights are frozen, only G's gradients are reduced
-        g = dict.fromkeys(G_TERMS, torch.zeros((), device=outputs[0].image.device))
+        g = dict.fromkeys(GENERATOR_TERMS, torch.zeros((), device=outputs[0].image.device))
         with _frozen(d_params):
             for (batch, weight), out in zip(tasks, outputs, strict=True):
-                if adversarial:
-                    fake_d, real_d = _discriminate(d_core, out.image, batch)
-                    g["g_gan"] = g["g_gan"] + weight * gan_loss(
-                        fake_d, target_is_real=True, for_discriminator=False, mode=mode
-                    )
-                    g["g_feat"] = g["g_feat"] + weight * config.lambda_feat * feature_matching_loss(fake_d, real_d)
-                if adversarial and perceptual is not None and config.lambda_vgg > 0:
-                    g["g_vgg"] = g["g_vgg"] + weight * config.lambda_vgg * perceptual(out.image, batch["target"])
-                if config.lambda_l1 > 0:
-                    g["g_l1"] = g["g_l1"] + weight * config.lambda_l1 * F.l1_loss(out.image, batch["target"])
-                if out.mu is not None and config.lambda_kl > 0:
-                    g["g_kl"] = g["g_kl"] + weight * config.lambda_kl * kl_loss(out.mu, out.logvar)
+                task_terms = generator_objective(
+                    fake=out.image,
+                    real=batch["target"],
+                    discriminated=_discriminate(d_core, out.image, batch) if adversarial else None,
+                    perceptual=perceptual,
+                    mu=out.mu,
+                    logvar=out.logvar,
+                    task_weight=weight,
+                    mode=config.gan_loss,
+                    lambda_feat=config.lambda_feat,
+                    lambda_vgg=config.lambda_vgg,
+                    lambda_l1=config.lambda_l1,
+                    lambda_kl=config.lambda_kl,
+                )
+                g = {key: g[key] + task_terms[key] for key in GENERATOR_TERMS}
             sum(g.values()).backward()
         terms |= g
         norms["g_grad_norm"] = _grad_norm(g_params, outputs[0].image.device)
     if not adversarial:
         return terms | norms
 
-    d = dict.fromkeys(D_TERMS, torch.zeros((), device=outputs[0].image.device))
+    d = dict.fromkeys(DISCRIMINATOR_TERMS, torch.zeros((), device=outputs[0].image.device))
     for (batch, weight), out in zip(tasks, outputs, strict=True):
-        fake_d, real_d = _discriminate(D, out.image.detach(), batch)
-        d["d_real"] = d["d_real"] + weight * gan_loss(real_d, target_is_real=True, for_discriminator=True, mode=mode)
-        d["d_fake"] = d["d_fake"] + weight * gan_loss(fake_d, target_is_real=False, for_discriminator=True, mode=mode)
+        task_terms = discriminator_objective(
+            discriminated=_discriminate(D, out.image.detach(), batch), task_weight=weight, mode=config.gan_loss
+        )
+        d = {key: d[key] + task_terms[key] for key in DISCRIMINATOR_TERMS}
     sum(d.values()).backward()
     norms["d_grad_norm"] = _grad_norm(d_params, outputs[0].image.device)
     return d | terms | norms

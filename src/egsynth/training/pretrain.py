@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from egsynth.io import atomic_path
 from egsynth.models.generator import Generator
 
 log = logging.getLogger(__name__)
@@ -111,14 +114,59 @@ def pretrained_state(generator: Generator) -> dict[str, Tensor]:
     return {key: value for key, value in generator.state_dict().items() if key.startswith(PRETRAINED_PREFIXES)}
 
 
-def initialize_from_pretraining(generator: Generator, state: dict[str, Tensor]) -> list[str]:
-    """Copy every pretrained weight whose name and shape the generator shares; return the copied keys.
+PRETRAINED_KEYS = ("state", "decoder", "backbone")
+"""What `save_pretrained` writes: the learned generator weights, the auxiliary decoder, the VGG-19 label."""
+
+
+def save_pretrained(generator: Generator, decoder: AuxiliaryDecoder, path: Path) -> None:
+    """Write the pretrained weights (`models/pretrain.pt`), atomically; `load_pretrained` reads them back."""
+    payload = {"state": pretrained_state(generator), "decoder": decoder.state_dict(), "backbone": generator.backbone}
+    with atomic_path(path) as staging:
+        torch.save(payload, staging)
+
+
+def load_pretrained(path: Path) -> dict[str, Tensor]:
+    """The generator weights of a file written by `save_pretrained` (`torch.load(weights_only=True)`)."""
+    payload = torch.load(path, weights_only=True)
+    missing = [key for key in PRETRAINED_KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise ValueError(f"{path}: not a pretraining file (no {', '.join(missing)}); rerun the pretrain stage")
+    return payload["state"]
+
+
+@dataclass(frozen=True)
+class PretrainedLoad:
+    """What `initialize_from_pretraining` copied into a generator and what it left at the initial weights."""
+
+    loaded: list[str]  # pretrained tensors copied, by state-dict key
+    not_loaded: dict[str, str]  # pretrained tensor -> why it was not copied (no such tensor, another shape)
+
+
+def initialize_from_pretraining(generator: Generator, state: dict[str, Tensor]) -> PretrainedLoad:
+    """Copy every pretrained weight whose name and shape the generator shares, and report the others.
 
     MSCA variants take everything; `gap`, `no_att` and `full_attention` take the extractors
-    (their alignment modules differ); `spade_vae` takes the label encoder only.
+    (their alignment modules differ); `spade_vae` takes the label encoder only. What does not load is
+    logged at WARNING, grouped by module, and returned: a variant that should take everything but does
+    not (a renamed module, another size) trains from the initial weights there, and the log says so.
     """
     own = generator.state_dict()
-    shared = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    not_loaded = {}
+    for key, value in state.items():
+        if key not in own:
+            not_loaded[key] = f"{generator.variant} has no such tensor"
+        elif own[key].shape != value.shape:
+            not_loaded[key] = f"shape {tuple(value.shape)}, {generator.variant}'s is {tuple(own[key].shape)}"
+    shared = {key: value for key, value in state.items() if key not in not_loaded}
     generator.load_state_dict(shared, strict=False)
     log.info("initialized %d of %d pretrained tensors", len(shared), len(state))
-    return sorted(shared)
+    if not_loaded:
+        modules = sorted({key.rsplit(".", 1)[0] for key in not_loaded})
+        log.warning(
+            "%d of %d pretrained tensors did not load into %s, which trains them from its initial weights: %s",
+            len(not_loaded),
+            len(state),
+            generator.variant,
+            ", ".join(modules),
+        )
+    return PretrainedLoad(loaded=sorted(shared), not_loaded=dict(sorted(not_loaded.items())))
