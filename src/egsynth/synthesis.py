@@ -11,15 +11,13 @@ Label maps are stuffthingmaps PNGs (COCO-stuff id - 1, 255 unlabeled) as the pip
 images are 8-bit RGB. Every file is read and checked before the generator runs, and a file that
 cannot be used raises `InputError` naming it; images larger than `max_side` are refused from their
 header, before any pixel is decoded. Outputs are refused before any work when they would overwrite an
-input or a file DVC tracks (`egsynth.io.check_outputs`), and written all together, atomically
+input or a file DVC tracks (`egsynth.user_input`, before torch loads), and written all together, atomically
 (`egsynth.io.atomic_paths`), once everything is computed: a failure never leaves a partial output set
 nor replaces a good one.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,43 +29,14 @@ from egsynth.data.cocostuff import UNLABELED, label_value_to_index
 from egsynth.data.datasets import UNLABELED_INDEX, one_hot, to_image_tensor
 from egsynth.data.source import DatasetError
 from egsynth.evaluation import figures
-from egsynth.io import (
-    DEFAULT_MAX_IMAGE_SIDE,
-    UNREADABLE,
-    BadInput,
-    atomic_paths,
-    check_outputs,
-    reading_error,
-)
+from egsynth.io import UNREADABLE, BadInput, atomic_paths, reading_error
 from egsynth.models.features import BackboneWeightsInvalid, BackboneWeightsMissing
 from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileError, load_generator
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.data import read_label_map
 from egsynth.parsing.parser import Parser, ParserError, default_device, load_parser, predict_labels
-
-ATTENTION_ARRAYS = "attention.npz"
-"""`write_attention_maps`' raw maps: alpha_i [K, H2_i, W2_i], gate_i [K], beta_i [K, H1_i, W1_i] per scale i."""
-
-DEFAULT_STEPS = 5
-"""Style interpolation outputs when neither a number of steps nor a single t is given."""
-
-MAX_STEPS = 100
-"""Most style interpolation outputs one command writes (each is a generator pass)."""
-
-MAX_POSITIONS = 100
-"""Most random patch positions of an extrapolation (each is a generator pass; the paper uses 10)."""
-
-DEFAULT_MAX_SIDE = DEFAULT_MAX_IMAGE_SIDE
-"""Largest image side the commands read by default. The generator's memory grows with the pixels: with the
-default params' generator on the CPU a synthesis peaked at 1.2 GB for 256x256 and 2.0 GB for 512x512, about
-4 KB a pixel, so 1024x1024 needs about 5 GB and 2048x2048 about 17 GB."""
-
-MAX_SIDE_LIMIT = 16384
-"""Largest `max_side` accepted at all (Pillow refuses larger images as decompression bombs)."""
-
-ATTENTION_FIGURE = re.compile(r"attention_scale\d+\.png")
-"""`write_attention_maps`' figures, one per scale."""
+from egsynth.user_input import ATTENTION_ARRAYS, InputError
 
 MODE_NAMES = {
     "1": "1-bit black and white",
@@ -95,10 +64,6 @@ def _class_index_of_value() -> np.ndarray:
 
 
 CLASS_INDEX_OF_VALUE = _class_index_of_value()
-
-
-class InputError(BadInput):
-    """A user's file that cannot be used; the message names the file and the problem."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,67 +110,6 @@ def read_label_indices(path: Path, *, num_classes: int) -> np.ndarray:
     except UNREADABLE as error:  # read_label_map names missing and undecodable files; these are the rest
         raise reading_error(path, error) from None
     return class_indices(values, path, num_classes=num_classes)
-
-
-def _file_in_the_way(directory: Path) -> Path | None:
-    """The existing non-directory at `directory` or above it, which stops files being written there."""
-    existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
-    return None if existing is None or existing.is_dir() else existing
-
-
-def check_output(path: Path) -> None:
-    """Refuse, before any work, an output path the final rename could not take (or would delete: a directory)."""
-    if path.suffix.lower() != ".png":
-        raise InputError(f"{path}: outputs are PNG images; give a path ending in .png")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; give the path of a PNG file")
-    blocking = _file_in_the_way(path.parent)
-    if blocking is not None:
-        raise InputError(f"{path}: {blocking} is a file, not a directory")
-
-
-def check_output_directory(path: Path) -> None:
-    """Refuse, before any work, a directory to write into where a file stands."""
-    blocking = _file_in_the_way(path)
-    if blocking is not None:
-        raise InputError(f"{path}: {'it' if blocking == path else blocking} is a file, not a directory")
-
-
-def check_safe_outputs(
-    outputs: Iterable[Path], inputs: Iterable[Path | None], *, attention: Path | None = None
-) -> None:
-    """Refuse, before any work, outputs that would overwrite an input or a file DVC tracks, and an attention
-    directory inside a DVC out or holding an input under the name of a file it gets."""
-    given = [path for path in inputs if path is not None]
-    check_outputs(outputs, given)
-    if attention is not None:
-        check_outputs([attention], [])
-    if attention is not None:
-        for path in given:
-            if path.parent.resolve() == attention.resolve() and (
-                ATTENTION_FIGURE.fullmatch(path.name) or path.name == ATTENTION_ARRAYS
-            ):
-                raise InputError(f"{attention}: --attention would overwrite the input {path}; give another directory")
-
-
-def interpolation_paths(output: Path, steps: int) -> list[Path]:
-    """Where the `steps` outputs of a style interpolation go: OUT_00.png, OUT_01.png, ... next to OUT.png."""
-    width = max(2, len(str(steps - 1)))
-    return [output.with_name(f"{output.stem}_{i:0{width}d}{output.suffix}") for i in range(steps)]
-
-
-def interpolation_factors(steps: int | None, t: float | None) -> list[float]:
-    """The t of each output: `steps` (default DEFAULT_STEPS) evenly from 0 to 1, both ends included, or one `t`."""
-    if steps is not None and t is not None:
-        raise InputError("give --steps or --t, not both")
-    if t is not None:
-        if not 0.0 <= t <= 1.0:
-            raise InputError(f"--t {t}: the interpolation factor must lie in [0, 1]")
-        return [t]
-    steps = DEFAULT_STEPS if steps is None else steps
-    if not 2 <= steps <= MAX_STEPS:
-        raise InputError(f"--steps {steps}: needs at least 2 (t = 0 and t = 1) and at most {MAX_STEPS}")
-    return np.linspace(0.0, 1.0, steps).tolist()
 
 
 def resolve_device(name: str | None) -> torch.device:

@@ -14,6 +14,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from egsynth import user_input
 from egsynth.cli._app import app, fail, in_range
 from egsynth.io import DEFAULT_MAX_IMAGE_SIDE, BadInput, check_image_file
 
@@ -54,15 +55,14 @@ def _check_inputs(
 ) -> None:
     """Refuse, before the model loads, images that are missing, unreadable or too large (from their headers)
     and a parser file that an exemplar given without its label map needs but that is missing."""
-    from egsynth import synthesis
 
-    in_range("--max-side", max_side, 8, synthesis.MAX_SIDE_LIMIT)
+    in_range("--max-side", max_side, 8, user_input.MAX_SIDE_LIMIT)
     for path in images:
         if path is not None:
             check_image_file(path, max_side=max_side)
     unlabeled = [exemplar for exemplar, labels in exemplars if labels is None]
     if unlabeled and not parser.is_file():
-        raise synthesis.InputError(
+        raise user_input.InputError(
             f"{parser}: parser weights file not found; it is needed to parse {unlabeled[0]}, given without a label map"
         )
 
@@ -91,17 +91,17 @@ def synthesize(
 
     The image and, with --attention, the maps are written together: on any error, none of them.
     """
-    from egsynth import synthesis
-
     with _reported():
-        synthesis.check_output(output)
+        user_input.check_output(output)
         if attention is not None:
-            synthesis.check_output_directory(attention)
+            user_input.check_output_directory(attention)
         inputs = [label, exemplar, exemplar_label, model, parser]
-        synthesis.check_safe_outputs([output], inputs, attention=attention)
+        user_input.check_safe_outputs([output], inputs, attention=attention)
         _check_inputs(
             [label, exemplar, exemplar_label], exemplars=[(exemplar, exemplar_label)], parser=parser, max_side=max_side
         )
+        from egsynth import synthesis  # torch loads only for a request that passed the checks
+
         synthesizer = synthesis.Synthesizer(model, parser=parser, device=synthesis.resolve_device(device))
         if attention is not None:
             synthesizer.check_attention_maps()
@@ -143,26 +143,26 @@ def interpolate(
     t = 0 gives the output of `synthesize` with exemplar A, t = 1 with exemplar B. The outputs are written
     together: on any error, or when killed, none of them.
     """
-    from egsynth import synthesis
-
     with _reported():
         if spatial:
             if steps is not None or t is not None:
-                raise synthesis.InputError("--spatial writes one image; it takes no --steps or --t")
+                raise user_input.InputError("--spatial writes one image; it takes no --steps or --t")
             ts, paths = [], [output]
         else:
-            ts = synthesis.interpolation_factors(steps, t)
-            paths = [output] if t is not None else synthesis.interpolation_paths(output, len(ts))
+            ts = user_input.interpolation_factors(steps, t)
+            paths = [output] if t is not None else user_input.interpolation_paths(output, len(ts))
         for path in paths:
-            synthesis.check_output(path)
+            user_input.check_output(path)
         labels = [exemplar_a_label, exemplar_b_label]
-        synthesis.check_safe_outputs(paths, [label, exemplar_a, exemplar_b, *labels, model, parser])
+        user_input.check_safe_outputs(paths, [label, exemplar_a, exemplar_b, *labels, model, parser])
         _check_inputs(
             [label, exemplar_a, exemplar_b, *labels],
             exemplars=[(exemplar_a, exemplar_a_label), (exemplar_b, exemplar_b_label)],
             parser=parser,
             max_side=max_side,
         )
+        from egsynth import synthesis  # torch loads only for a request that passed the checks
+
         synthesizer = synthesis.Synthesizer(model, parser=parser, device=synthesis.resolve_device(device))
         target = synthesizer.read_target(label)
         a = synthesizer.read_exemplar(exemplar_a, exemplar_a_label)
@@ -197,16 +197,16 @@ def extrapolate(
     max_side: MaxSideOption = DEFAULT_MAX_IMAGE_SIDE,
 ) -> None:
     """Extrapolate a label map larger than the exemplar from overlapping, blended patches (Fig. 8)."""
-    from egsynth import synthesis
-
     with _reported():
-        in_range("--positions", positions, 0, synthesis.MAX_POSITIONS)
+        in_range("--positions", positions, 0, user_input.MAX_POSITIONS)
         in_range("--seed", seed, 0, 2**32 - 1)
-        synthesis.check_output(output)
-        synthesis.check_safe_outputs([output], [label, exemplar, exemplar_label, model, parser])
+        user_input.check_output(output)
+        user_input.check_safe_outputs([output], [label, exemplar, exemplar_label, model, parser])
         _check_inputs(
             [label, exemplar, exemplar_label], exemplars=[(exemplar, exemplar_label)], parser=parser, max_side=max_side
         )
+        from egsynth import synthesis  # torch loads only for a request that passed the checks
+
         synthesizer = synthesis.Synthesizer(model, parser=parser, device=synthesis.resolve_device(device))
         target = synthesizer.read_target(label)
         style = synthesizer.read_exemplar(exemplar, exemplar_label)
