@@ -17,6 +17,7 @@ from egsynth.models.features import (
     VGGFeatures,
     backbone_label,
     load_vgg19,
+    resize_labels,
 )
 
 IMAGENET_FILE = "vgg19-dcbb9e9d.pth"
@@ -200,3 +201,14 @@ def test_label_encoder_gradients_reach_every_w_c():
     features[0].mul(torch.randn_like(features[0])).sum().backward()  # the finest scale reaches every W_c (Eq. 2)
     for w_c in encoder.convs:
         assert w_c.weight.grad is not None and w_c.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("size", "new_size"), [((64, 64), (32, 32)), ((64, 96), (4, 6)), ((66, 64), (33, 16)), ((65, 64), (32, 32))]
+)
+def test_resize_labels_is_nearest_interpolation_whether_or_not_the_factor_is_whole(size, new_size):
+    labels = torch.randint(0, 6, (2, *size))
+    one_hot = F.one_hot(labels, 6).permute(0, 3, 1, 2).float()  # [B, C, H, W]
+    resized = resize_labels(one_hot, new_size)
+    assert torch.equal(resized, F.interpolate(one_hot, size=new_size, mode="nearest"))
+    assert torch.equal(resized.sum(dim=1), torch.ones(2, *new_size)), "still one-hot"
