@@ -104,3 +104,15 @@ def test_config_reads_numbers_as_dvc_does(tmp_path):
     path.write_text("train:\n  lr: 1e-3\n  betas: [0.5, 1]\nmodel:\n  num_scales: 1\n  attention_maps: [4, 4]\n")
     params = load_params(path)
     assert params.train.lr == 0.001 and params.train.betas == (0.5, 1.0) and params.model.attention_maps == (4, 4)
+
+
+def test_attention_label_init_is_one_value_or_one_per_scale():
+    base = {"num_scales": 2, "attention_maps": [4, 4, 4], "attention_labels": True}
+    assert ModelConfig(**base, attention_label_init=3.0).attention_label_inits == [3.0, 3.0, 3.0]
+    assert ModelConfig(**base, attention_label_init=[3.0, 3.0, 0.0]).attention_label_inits == [3.0, 3.0, 0.0]
+    with pytest.raises(ValueError, match="one value per scale 0..2"):
+        ModelConfig(**base, attention_label_init=[3.0, 0.0])
+    with pytest.raises(ValueError, match="at least 0"):
+        ModelConfig(**base, attention_label_init=[3.0, -1.0, 0.0])
+    with pytest.raises(ValueError, match="needs model.attention_labels"):
+        ModelConfig(**base | {"attention_labels": False}, attention_label_init=[0.0, 0.0, 1.0])

@@ -161,3 +161,15 @@ def test_a_saved_generator_reloads_with_identical_outputs_without_storing_the_fr
     c1, x2, c2 = inputs(TINY_CLASSES, 32)
     with torch.no_grad():
         assert torch.equal(reloaded(c1, x2, c2).image, generator(c1, x2, c2).image)
+
+
+def test_a_per_scale_attention_label_init_leaves_the_zero_scales_at_the_default_init():
+    config = ModelConfig(
+        num_scales=2, attention_maps=[4, 4, 4], attention_labels=True, attention_label_init=[5.0, 0.0, 0.0], ngf=8
+    )
+    generator = build_generator("full", config, num_classes=6)
+    class_weights = [float(aligner.spatial.weight[:, -6:].std()) for aligner in generator.aligners]
+    assert class_weights[0] > 3.0, "the tied class preferences, std 5"
+    assert max(class_weights[1:]) < 0.5, "the default conv init"
+    tied = generator.aligners[0]
+    assert torch.equal(tied.spatial.weight[:, -6:], tied.channel.weight[:, -6:]), "φ and ψ share them"

@@ -165,8 +165,16 @@ class ModelConfig(_Section):
     """SPADE's parameter-free normalization (`batch` becomes SyncBatchNorm on GPUs under DDP)."""
     attention_labels: bool = False
     """MSCA's φ (Eq. 4) and ψ (Eq. 7) also read the one-hot labels c̃2, c1 beside F_c2, F_c1 (paper: false)."""
-    attention_label_init: float = Field(0.0, ge=0)
-    """Std of the class weights φ and ψ share at init (paper: 0, the default init; needs attention_labels)."""
+    attention_label_init: float | list[float] = 0.0
+    """Std of the class weights φ and ψ share at init, one value for every scale or one per scale 0..L (paper:
+    0, the default init; needs attention_labels). A scale at 0 starts near uniform attention, a global pooling
+    that carries the exemplar's tone to classes it does not show (Sec. 3.2, "Multi-scaling")."""
+
+    @property
+    def attention_label_inits(self) -> list[float]:
+        """`attention_label_init` per scale 0..L."""
+        init = self.attention_label_init
+        return list(init) if isinstance(init, list) else [init] * (self.num_scales + 1)
 
     @model_validator(mode="after")
     def _one_k_per_scale(self) -> ModelConfig:
@@ -175,7 +183,14 @@ class ModelConfig(_Section):
                 f"model.attention_maps needs one K per scale 0..{self.num_scales} "
                 f"({self.num_scales + 1} values), got {len(self.attention_maps)}"
             )
-        if self.attention_label_init > 0 and not self.attention_labels:
+        if isinstance(self.attention_label_init, list) and len(self.attention_label_init) != self.num_scales + 1:
+            raise ValueError(
+                f"model.attention_label_init as a list needs one value per scale 0..{self.num_scales} "
+                f"({self.num_scales + 1} values), got {len(self.attention_label_init)}"
+            )
+        if any(init < 0 for init in self.attention_label_inits):
+            raise ValueError("model.attention_label_init: a standard deviation, at least 0")
+        if any(self.attention_label_inits) and not self.attention_labels:
             raise ValueError("model.attention_label_init needs model.attention_labels: true (the class weights)")
         return self
 

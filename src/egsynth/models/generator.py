@@ -122,7 +122,7 @@ class Generator(nn.Module):
         spade_hidden: int,  # hidden channels of SPADE's condition convs
         norm: str,  # SPADE's parameter-free norm: instance | batch
         attention_labels: bool = False,  # MSCA's φ and ψ also read the one-hot labels (not in the paper)
-        attention_label_init: float = 0.0,  # std of MSCA's tied class weights (0: default conv init)
+        attention_label_init: float | list[float] = 0.0,  # std of MSCA's tied class weights, all or per scale
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -140,12 +140,21 @@ class Generator(nn.Module):
         else:
             vgg = VGGFeatures(backbone=backbone, seed=seed, num_scales=num_scales)
             self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels)
-            msca_labels = {"num_classes": num_classes if attention_labels else 0, "label_init": attention_label_init}
+            label_inits = attention_label_init
+            if not isinstance(label_inits, list):
+                label_inits = [label_inits] * (num_scales + 1)
+            assert len(label_inits) == num_scales + 1, "one attention_label_init per scale"
             self.aligners = nn.ModuleList(
                 self._aligner(
-                    variant, image_channels, label_channels, k, num_classes, dense_attention_side, msca_labels
+                    variant,
+                    image_channels,
+                    label_channels,
+                    k,
+                    num_classes,
+                    dense_attention_side,
+                    {"num_classes": num_classes if attention_labels else 0, "label_init": init},
                 )
-                for k in attention_maps
+                for k, init in zip(attention_maps, label_inits, strict=True)
             )
         self.synthesis = SynthesisNetwork(
             condition_channels=[image_channels + label_channels] * (num_scales + 1),
