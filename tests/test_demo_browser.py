@@ -175,4 +175,11 @@ def test_the_page_synthesizes_shows_where_a_clicked_pixel_drew_from_and_names_a_
     page.click("#synthesize")
     expect(page.locator("#error")).to_be_hidden(timeout=WAIT_MS)
     expect(page.locator("#status")).to_contain_text(f"in the style of {first.name}", timeout=WAIT_MS)
+
+    # the model picker: a variant without MSCA says it has no attention to show and no slider
+    page.select_option("#model", "gap")
+    page.click("#synthesize")
+    expect(page.locator("#status")).to_contain_text(f"{width}x{height} by gap", timeout=WAIT_MS)
+    expect(page.locator("#pixel")).to_have_text("The gap generator has no spatial and channel attention to show.")
+    expect(page.locator("#mix-status")).to_contain_text("cannot interpolate styles")
     assert problems == ["console: Failed to load resource: the server responded with a status of 400 (Bad Request)"]
