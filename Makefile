@@ -1,17 +1,20 @@
-# Two commands, each bootstrapping .venv on a machine that has only Python 3.11 and git.
+# Commands, each bootstrapping .venv on a machine that has only Python 3.11 and git.
 #   make repro   set up, then run the whole pipeline (dvc repro) on params.yaml
-#   make test    set up, then run the test suite
+#   make test    set up with the demo's extras, then run the test suite (the browser test needs Debian's chromium:
+#                installed here when running as root, else that test is skipped, saying so)
+#   make demo    set up with the demo's extras, then serve `egsynth demo` on the trained models
 #   make lock    rewrite requirements.lock from the packages installed in .venv
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TORCH_STAMP := $(VENV)/.torch-stamp
+EXTRAS_STAMP := $(VENV)/.extras-stamp
 # Every package and exact version of the environment the suite passed in (pip freeze), as pip
 # constraints: pip installs nothing the project does not need, and nothing at another version.
 LOCK   := requirements.lock
 
-.PHONY: repro test setup lock clean-venv
+.PHONY: repro test demo chromium setup lock clean-venv
 
 setup: $(STAMP)
 
@@ -28,21 +31,38 @@ $(STAMP): pyproject.toml $(LOCK) $(TORCH_STAMP)
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
 
+# The demo's web app and the browser test's driver, for `make test` and `make demo` only: `make repro` (timed)
+# installs no more than it needs.
+$(EXTRAS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,demo,browser]'
+	touch $@
+
 # After changing a dependency in pyproject.toml: install it (`.venv/bin/pip install -e '.[dev]'`), run
 # the tests, then `make lock` and commit the lock. Written to a temporary file first, so a failed
 # freeze leaves the old lock whole.
 lock:
 	$(BIN)/pip freeze --all --exclude-editable > $(LOCK).tmp
 	mv $(LOCK).tmp $(LOCK)
-	touch $(TORCH_STAMP) $(STAMP)
+	touch $(TORCH_STAMP) $(STAMP) $(EXTRAS_STAMP)
 
 # Stage commands run `python -m pipeline.<stage>`: put the venv first on PATH for them.
 repro: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP)
+test: $(EXTRAS_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+demo: $(EXTRAS_STAMP)
+	$(BIN)/egsynth demo
+
+# Debian's chromium for the browser test (Playwright drives it; no browser is ever downloaded): installed when
+# missing and running as root; otherwise say so, and the test skips with the same advice.
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium is missing: 'sudo apt-get install chromium' runs the browser test (skipped until then)"; fi
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,6 +3,7 @@
 from egsynth.cli import (
     audit,  # noqa: F401  (registers its commands)
     data,  # noqa: F401  (registers its commands)
+    demo,  # noqa: F401  (registers its commands)
     synthesis,  # noqa: F401  (registers its commands)
 )
 from egsynth.cli._app import app, fail
