@@ -31,7 +31,7 @@ from pipeline.evaluate import CASES  # noqa: E402
 from pipeline.train import PRETRAINED, SCENES, epoch_data  # noqa: E402
 
 from egsynth.config import load_params  # noqa: E402
-from egsynth.data.datasets import one_hot  # noqa: E402
+from egsynth.data.encoding import one_hot  # noqa: E402
 from egsynth.data.patches import build_manifests, write_manifests  # noqa: E402
 from egsynth.evaluation.evaluate import (  # noqa: E402
     SWAP,
