@@ -36,6 +36,7 @@ from egsynth.data.encoding import (
     unknown_label_values,
 )
 from egsynth.data.source import DatasetError
+from egsynth.devices import default_device
 from egsynth.evaluation import figures
 from egsynth.io import (
     DEFAULT_MAX_IMAGE_SIDE,
@@ -50,7 +51,7 @@ from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileErro
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.data import read_label_map
-from egsynth.parsing.parser import Parser, ParserError, default_device, load_parser, predict_labels
+from egsynth.parsing.parser import Parser, ParserError, load_parser, predict_labels
 
 ATTENTION_ARRAYS = "attention.npz"
 """`write_attention_maps`' raw maps: alpha_i [K, H2_i, W2_i], gate_i [K], beta_i [K, H1_i, W1_i] per scale i."""

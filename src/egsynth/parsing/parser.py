@@ -40,6 +40,7 @@ from egsynth.config import ParserConfig
 from egsynth.data import cocostuff
 from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX
 from egsynth.data.source import DatasetError
+from egsynth.devices import default_device
 from egsynth.io import torch_load_problem
 from egsynth.parsing import deeplabv2
 from egsynth.parsing.data import SceneDataset, image_tensor, read_image, read_label_map
@@ -63,10 +64,6 @@ PRECISE_BN_BATCHES = 200  # batches that re-estimate the batch-norm statistics a
 
 class ParserError(DatasetError):
     """A parser weights file that cannot be used; the message names the file and the problem."""
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ----------------------------------------------------------------------------
