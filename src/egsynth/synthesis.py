@@ -347,7 +347,7 @@ class Synthesizer:
                 f"generator lacks (use a {', '.join(MSCA_VARIANTS)} model, or spatial interpolation)"
             )
         c1 = self._labels(target.labels)
-        first, second = self._exemplar(b), self._exemplar(a)  # manipulation.interpolate: t = 1 is `first`
+        first, second = self._exemplar(a), self._exemplar(b)
         return [to_image(interpolate(self.generator, c1, first, second, t)[0]) for t in ts]
 
     @torch.no_grad()

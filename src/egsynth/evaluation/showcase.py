@@ -158,7 +158,7 @@ class Showcase:
             second = (batch["x2"][k : k + 1], batch["c2"][k : k + 1])
             c1 = batch["c1"][i : i + 1]
             if style:
-                images = [interpolate(self.generator, c1, first, second, t)[0] for t in ts]
+                images = [interpolate(self.generator, c1, second, first, t)[0] for t in ts]  # B (t = 0) to A
                 strips.append(
                     [
                         to_image(second[0][0]),
