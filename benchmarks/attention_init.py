@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egsynth.config import load_params
-from egsynth.data.datasets import one_hot
+from egsynth.data.encoding import one_hot
 from egsynth.evaluation.attention import FINEST_SCALE
 from egsynth.evaluation.guidance import AttentionStatistics
 from egsynth.evaluation.tasks import CaseDataset, read_cases

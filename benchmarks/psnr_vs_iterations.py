@@ -31,8 +31,9 @@ from pipeline.evaluate import CASES  # noqa: E402
 from pipeline.train import PRETRAINED, SCENES, epoch_data  # noqa: E402
 
 from egsynth.config import load_params  # noqa: E402
-from egsynth.data.datasets import one_hot  # noqa: E402
+from egsynth.data.encoding import one_hot  # noqa: E402
 from egsynth.data.patches import build_manifests, write_manifests  # noqa: E402
+from egsynth.devices import default_device  # noqa: E402
 from egsynth.evaluation.evaluate import (  # noqa: E402
     SWAP,
     case_psnr,
@@ -91,7 +92,7 @@ def main() -> None:
     parser.add_argument("--eval-scenes", type=int, default=120, help="duplicating and swap cases evaluated")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many iterations (0: all)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(default_device()))
     args = parser.parse_args()
 
     params = load_params(args.params)

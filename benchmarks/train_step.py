@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from egsynth.config import load_params
 from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.devices import default_device
 from egsynth.training import EpochData, train_gan
 from egsynth.training.assembly import build_training
 
@@ -79,7 +80,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["full", "gap"])
     parser.add_argument("--phase", type=int, choices=(1, 2), default=1)
     parser.add_argument("--batch-size", type=int, help="overrides train.batch_size (per device)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=str(default_device()))
     args = parser.parse_args()
     params = load_params(args.params)
     if args.batch_size:

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKSPACE = Path.cwd()
 # Prefect keeps its state (a SQLite database, settings) under PREFECT_HOME; default it into the
-# repo's ignored files before Prefect is imported, so a run never depends on ~/.prefect.
-os.environ.setdefault("PREFECT_HOME", str(WORKSPACE / ".prefect"))
+# repo's ignored files, so a run never depends on ~/.prefect. Prefect reads its settings when it is
+# imported, so these two defaults are the one thing set at import time, before the import below.
+os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
 # This machine may have no network: no usage telemetry (it fails and logs a traceback offline).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -28,7 +28,12 @@ from egsynth import tracking  # noqa: E402
 from egsynth.config import Params, ParamsError, load_params  # noqa: E402
 from egsynth.data.source import DatasetError  # noqa: E402
 
-PARAMS_FILE = WORKSPACE / "params.yaml"
+PARAMS_FILE = "params.yaml"
+
+
+def workspace() -> Path:
+    """The repository (or `dvc exp run`'s copy of it) a stage runs in: DVC runs every stage from its root."""
+    return Path.cwd()
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class StageSpec:
 
 def stage_spec(name: str) -> StageSpec:
     """The stage's deps, outs (metrics and plots included) and params sections, from dvc.yaml."""
-    with Repo(str(WORKSPACE)) as repo:
+    with Repo(str(workspace())) as repo:
         (stage,) = repo.stage.collect(name)
         deps = tuple(Path(dep.def_path) for dep in stage.deps if not isinstance(dep, ParamsDependency))
         sections = tuple(key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params)
@@ -68,7 +73,7 @@ def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
     all_params = params.model_dump(mode="json")
     with tracking.stage_run(
         name,
-        repo_root=WORKSPACE,
+        repo_root=workspace(),
         stage_params=_select(all_params, spec.param_sections),
         all_params=all_params,
         deps=spec.deps,
@@ -82,7 +87,7 @@ def run_stage(flow: Flow, *args: str) -> None:
     """Validate params.yaml, then run the stage's flow (with `args` after the params); user errors end in
     one line and an exit code."""
     try:
-        params = load_params(PARAMS_FILE)
+        params = load_params(workspace() / PARAMS_FILE)
     except ParamsError as error:
         sys.exit(f"{flow.name}: {error}")
     state = flow(params, *args, return_state=True)

@@ -16,6 +16,7 @@ from prefect import flow
 
 from egsynth.config import Params
 from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.devices import default_device
 from egsynth.evaluation.evaluate import (
     class_mean_color,
     evaluate_cases,
@@ -30,7 +31,6 @@ from egsynth.evaluation.evaluate import (
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import write_json_atomic
 from egsynth.models.generator import build_generator
-from egsynth.parsing.parser import default_device
 from pipeline._stage import run_stage, tracked_stage
 
 CASES = Path("data/eval")

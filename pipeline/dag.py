@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline._stage import WORKSPACE  # first: it points PREFECT_HOME into the repo before Prefect is imported
+from pipeline._stage import workspace  # first: it points PREFECT_HOME into the repo before Prefect is imported
 
-# Each stage's output (DVC's and its command's, stdout and stderr) of its latest attempt.
-STAGE_LOGS = WORKSPACE / ".prefect" / "stage-logs"
+# Each stage's output (DVC's and its command's, stdout and stderr) of its latest attempt, under the workspace.
+STAGE_LOGS = Path(".prefect", "stage-logs")
 
 from dvc.dvcfile import PROJECT_FILE  # noqa: E402
 from dvc.exceptions import DvcException  # noqa: E402
@@ -45,9 +45,6 @@ class NoEmptyTraceback(logging.Filter):
         if record.exc_info and record.exc_info[0] is None:
             record.exc_info = None
         return True
-
-
-logging.getLogger("prefect.task_runs").addFilter(NoEmptyTraceback())
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ def verdict(stage: str, output: str) -> str:
 @task(cache_policy=NO_CACHE)  # DVC, not Prefect, decides whether a stage is up to date
 def reproduce_stage(stage: str, force: bool, api_url: str) -> str | State:
     """`dvc repro --single-item STAGE`, its output shown and kept in the stage's log; what DVC did with it."""
-    log = STAGE_LOGS / f"{stage}.log"
+    log = workspace() / STAGE_LOGS / f"{stage}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -111,7 +108,7 @@ def reproduce_stage(stage: str, force: bool, api_url: str) -> str | State:
     }
     command = [sys.executable, "-m", "dvc", "repro", "--single-item", *(["--force"] if force else []), stage]
     with log.open("wb") as saved:
-        process = subprocess.Popen(command, cwd=WORKSPACE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=workspace(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         while chunk := process.stdout.read1():
             saved.write(chunk)
             sys.stdout.buffer.write(chunk)
@@ -158,6 +155,7 @@ def main() -> None:
     parser.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
     parser.add_argument("-f", "--force", action="store_true", help="run every planned stage, even if up to date")
     args = parser.parse_args()
+    logging.getLogger("prefect.task_runs").addFilter(NoEmptyTraceback())
     state = dag_flow(tuple(args.targets), args.force, return_state=True)
     if state.is_failed():
         sys.exit(f"dag: {state.message}")

@@ -14,6 +14,7 @@ import pandas as pd
 from prefect import flow
 
 from egsynth.config import Params
+from egsynth.devices import default_device
 from egsynth.evaluation.evaluate import (
     evaluate_cases,
     generator_synthesizer,
@@ -25,7 +26,6 @@ from egsynth.evaluation.showcase import variant_showcase
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import atomic_path, write_json_atomic
 from egsynth.models.generator import load_generator
-from egsynth.parsing.parser import default_device
 from pipeline._stage import run_stage, tracked_stage
 
 SCENES = Path("data/interim/scenes.parquet")

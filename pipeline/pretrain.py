@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from egsynth.config import Params
 from egsynth.data.datasets import PairDataset
 from egsynth.data.patches import read_manifests
+from egsynth.devices import default_device
 from egsynth.io import atomic_path
 from egsynth.models.generator import build_generator
 from egsynth.training.pretrain import build_decoder, pretrain, save_pretrained
@@ -51,7 +52,7 @@ def pretrain_stage(params: Params) -> None:
             batches=epoch_batches,
             epochs=params.pretrain.epochs,
             lr=params.pretrain.lr,
-            device=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+            device=default_device(),
             on_step=lambda step, loss: run.log_metrics({"pretrain_l1": loss}, step=step),
         )
         save_pretrained(generator, decoder, OUT)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from egsynth import tracking
+from egsynth import provenance
 from egsynth.config import Params
 from egsynth.data import source
 from egsynth.data.embedded import write_embedded_dataset
@@ -28,7 +28,7 @@ def scenes(params: Params) -> None:
         else:
             tree = source.validate_coco_stuff_root(params.data.root.resolve())
             root = tree.root
-        digests = {path.relative_to(tree.root).as_posix(): tracking.dvc_md5(path) for path in tree.annotation_files()}
+        digests = {path.relative_to(tree.root).as_posix(): provenance.dvc_md5(path) for path in tree.annotation_files()}
         source.write_descriptor(staging, source=params.data.source, root=root, annotation_md5=digests)
 
 

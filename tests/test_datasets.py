@@ -7,8 +7,9 @@ from PIL import Image
 from egsynth.config import FilterConfig, ManifestConfig, PretrainConfig, ScenesConfig, TrainConfig
 from egsynth.data import cocostuff
 from egsynth.data.cocostuff import CocoStuffLayout
-from egsynth.data.datasets import PairDataset, one_hot, read_label_indices
+from egsynth.data.datasets import PairDataset, read_label_indices
 from egsynth.data.embedded import write_embedded_dataset
+from egsynth.data.encoding import one_hot
 from egsynth.data.filtering import filter_scenes
 from egsynth.data.patches import COLUMNS, build_manifests
 from egsynth.data.source import DatasetError
@@ -151,14 +152,6 @@ def test_items_are_the_same_every_time_with_or_without_cache(tree):
         a, b = cached[index], plain[index]
         for key in ("target", "target_labels", "exemplar", "exemplar_labels"):
             assert torch.equal(a[key], b[key])
-
-
-def test_one_hot_of_a_batch_leaves_unlabeled_pixels_empty():
-    indices = torch.tensor([[[0, 255], [170, 3]]] * 2)  # [2, 2, 2]
-    encoded = one_hot(indices)
-    assert encoded.shape == (2, cocostuff.NUM_CLASSES, 2, 2) and encoded.is_contiguous()
-    assert encoded.sum(1).tolist() == [[[1, 0], [1, 1]]] * 2
-    assert encoded[0, 170, 1, 0] == 1 and encoded[1, 3, 1, 1] == 1
 
 
 def test_a_missing_parsed_map_or_a_bad_label_value_is_named(tree, tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from egsynth.data.datasets import UNLABELED_INDEX, one_hot
+from egsynth.data.encoding import UNLABELED_INDEX, one_hot
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.evaluate import (
     METRICS,

@@ -9,7 +9,7 @@ from PIL import Image
 
 from egsynth.config import ModelConfig
 from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
-from egsynth.data.datasets import UNLABELED_INDEX, one_hot
+from egsynth.data.encoding import UNLABELED_INDEX, one_hot, to_image, to_label_indices
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
 from egsynth.evaluation.figures import (
     PALETTE,
@@ -21,8 +21,6 @@ from egsynth.evaluation.figures import (
     loss_curves,
     qualitative_grid,
     swap_matrix,
-    to_image,
-    to_label_indices,
     transfer_matrix_figure,
 )
 from egsynth.models.generator import build_generator
@@ -175,13 +173,6 @@ def test_colorize_labels_is_deterministic_distinct_and_black_where_unlabeled():
     assert colors[-1].tolist() == [0, 0, 0]
     assert colors[:NUM_CLASSES].max(axis=1).min() > 100  # no class is near black
     np.testing.assert_array_equal(PALETTE[:NUM_CLASSES], colors[:NUM_CLASSES])
-
-
-def test_tensors_convert_to_images_and_label_indices():
-    indices = torch.tensor([[0, 3], [UNLABELED_INDEX, 4]])
-    assert to_label_indices(one_hot(indices, C)).tolist() == [[0, 3], [UNLABELED_INDEX, 4]]
-    image = to_image(torch.tensor([-1.0, 0.0, 1.0]).reshape(3, 1, 1).expand(3, 2, 2))
-    assert image.dtype == np.uint8 and image.shape == (2, 2, 3) and image[0, 0].tolist() == [0, 128, 255]
 
 
 # ---------------------------------------------------------------------------------------------

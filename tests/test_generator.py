@@ -93,16 +93,17 @@ def test_no_fm_differs_from_full_only_by_the_gate():
     assert all(torch.equal(r.gate, torch.ones_like(r.gate)) for r in records_no_fm)
 
 
-def test_interpolation_endpoints_equal_the_single_exemplar_outputs():
+def test_interpolation_starts_at_the_first_exemplars_output_and_ends_at_the_seconds():
     generator = build_generator("full", TINY, num_classes=TINY_CLASSES).eval()
-    c1, x2, c2 = inputs(TINY_CLASSES, 32, seed=0)
-    _, x3, c3 = inputs(TINY_CLASSES, 32, seed=5)
+    c1, x_first, c_first = inputs(TINY_CLASSES, 32, seed=0)
+    _, x_second, c_second = inputs(TINY_CLASSES, 32, seed=5)
+    first, second = (x_first, c_first), (x_second, c_second)
     with torch.no_grad():
-        alone_2, alone_3 = generator(c1, x2, c2).image, generator(c1, x3, c3).image
-        assert torch.allclose(interpolate(generator, c1, (x2, c2), (x3, c3), 1.0), alone_2, atol=1e-5)
-        assert torch.allclose(interpolate(generator, c1, (x2, c2), (x3, c3), 0.0), alone_3, atol=1e-5)
-        halfway = interpolate(generator, c1, (x2, c2), (x3, c3), 0.5)
-    assert not torch.allclose(halfway, alone_2, atol=1e-4) and not torch.allclose(halfway, alone_3, atol=1e-4)
+        alone_first, alone_second = generator(c1, *first).image, generator(c1, *second).image
+        assert torch.allclose(interpolate(generator, c1, first, second, 0.0), alone_first, atol=1e-5)
+        assert torch.allclose(interpolate(generator, c1, first, second, 1.0), alone_second, atol=1e-5)
+        halfway = interpolate(generator, c1, first, second, 0.5)
+    assert not torch.allclose(halfway, alone_first, atol=1e-4) and not torch.allclose(halfway, alone_second, atol=1e-4)
 
 
 def test_interpolation_refuses_variants_without_msca():

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from egsynth import lineage, tracking
 from egsynth.cli import app
 from egsynth.lineage import LineageError
-from egsynth.tracking import dvc_md5, stage_run
+from egsynth.provenance import dvc_md5
+from egsynth.tracking import stage_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # inside dvc 3.67's graph code
 runner = CliRunner()

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from egsynth.tracking import dvc_md5
+from egsynth.provenance import dvc_md5
 
 pytestmark = pytest.mark.e2e
 

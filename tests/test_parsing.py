@@ -7,9 +7,9 @@ from PIL import Image
 from egsynth.config import FilterConfig, ParserConfig, ScenesConfig
 from egsynth.data import cocostuff
 from egsynth.data.embedded import write_embedded_dataset
+from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX
 from egsynth.data.filtering import filter_scenes
 from egsynth.parsing import (
-    IGNORE_INDEX,
     Parser,
     ParserError,
     SceneDataset,
@@ -28,7 +28,6 @@ from egsynth.parsing import (
     save_parser,
     train_parser,
 )
-from egsynth.parsing.data import INDEX_TO_VALUE
 from egsynth.parsing.parser import precise_batch_norm
 from tests.cocotree import label_value
 
@@ -61,7 +60,7 @@ def untrained():
 
 def test_miou_averages_iou_over_classes_in_target_or_prediction_and_ignores_unlabeled():
     A, B, C = 0, 1, 2
-    target = np.array([A, A, A, B, B, IGNORE_INDEX])
+    target = np.array([A, A, A, B, B, UNLABELED_INDEX])
     pred = np.array([A, B, B, B, B, C])  # the unlabeled pixel's prediction counts for nothing
     cm = confusion_matrix(pred, target, num_classes=4)
     assert cm.tolist() == [[1, 2, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]  # rows target, columns pred
@@ -98,7 +97,11 @@ def test_dataset_gives_images_in_unit_range_and_contiguous_targets(tmp_path):
     assert image.shape == (3, 8, 8) and torch.allclose(image, torch.ones_like(image))
     index = cocostuff.label_value_to_index()
     assert target.dtype == torch.int64 and target.shape == (8, 8)
-    assert set(target.unique().tolist()) == {index[label_value("sky-other")], index[label_value("grass")], IGNORE_INDEX}
+    assert set(target.unique().tolist()) == {
+        index[label_value("sky-other")],
+        index[label_value("grass")],
+        UNLABELED_INDEX,
+    }
 
 
 # ----------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_every_kept_scene_is_parsed_and_the_parser_reports_its_miou(smoke_repo):
 def test_trained_generators_reload_and_synthesize_at_the_label_map_size(smoke_repo):
     import torch
 
-    from egsynth.data.datasets import one_hot
+    from egsynth.data.encoding import one_hot
     from egsynth.models.generator import load_generator
 
     root, _, _ = smoke_repo

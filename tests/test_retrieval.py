@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from egsynth.data import cocostuff
-from egsynth.data.datasets import UNLABELED_INDEX
+from egsynth.data.encoding import UNLABELED_INDEX
 from egsynth.evaluation.retrieval import candidate_pool, choose_candidates, histogram_intersection, label_histogram
 
 INDEX = cocostuff.label_value_to_index()

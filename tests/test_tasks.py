@@ -7,8 +7,9 @@ from PIL import Image
 from egsynth.config import FilterConfig, ScenesConfig, TasksConfig
 from egsynth.data import procedural
 from egsynth.data.cocostuff import CocoStuffLayout
-from egsynth.data.datasets import UNLABELED_INDEX, read_image, read_label_indices, to_image_tensor
+from egsynth.data.datasets import read_image, read_label_indices
 from egsynth.data.embedded import SIDECAR_NAME, write_embedded_dataset
+from egsynth.data.encoding import UNLABELED_INDEX, to_image_tensor
 from egsynth.data.filtering import filter_scenes
 from egsynth.evaluation.retrieval import histogram_intersection, label_histogram
 from egsynth.evaluation.tasks import (

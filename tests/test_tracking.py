@@ -2,7 +2,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -11,54 +10,14 @@ import pytest
 import yaml
 
 from egsynth import tracking
-from egsynth.config import params_hash
-from egsynth.tracking import (
-    dep_tag,
-    dvc_md5,
-    find_repo_root,
-    git_state,
-    out_tag,
-    pipeline_fingerprint,
-    stage_run,
-    tracking_uri,
-    version_tag,
-)
+from egsynth.provenance import dvc_md5, find_repo_root
+from egsynth.tracking import dep_tag, out_tag, stage_run, tracking_uri, version_tag
+from tests._workspace import EXP_COPIES, git_commit_all, git_init, sh, write_scenes
 
 # ----------------------------------------------------------------------------
 # helpers
 
 PARAMS = {"filter": {"min_outdoor": 0.5, "seed": 0}, "train": {"lr": 2e-4, "variants": ["full", "gap"]}}
-
-# a stage that writes a text file with CRLF line ends, a nested directory with a binary file, and a
-# file that .dvcignore excludes from the directory's hash
-WRITER = """\
-import os
-os.makedirs("out/dir/sub", exist_ok=True)
-open("out/file.txt", "wb").write(b"line one\\r\\nline two\\n")
-open("out/dir/a.txt", "w").write("a")
-open("out/dir/sub/b.bin", "wb").write(bytes(range(256)) * 9)
-open("out/dir/scratch.tmp", "w").write("ignored by .dvcignore")
-"""
-
-
-def sh(*args: str, cwd: Path) -> str:
-    """Run a command outside this test's DVC/MLflow environment; its stdout, or its output in the failure."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_", "EGSYNTH_"))}
-    done = subprocess.run(args, cwd=cwd, env=env | {"DVC_NO_ANALYTICS": "1"}, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def git_init(repo: Path) -> None:
-    """A git repo with its own identity (dvc exp copies it into the experiment's workspace)."""
-    sh("git", "init", "-q", cwd=repo)
-    sh("git", "config", "user.name", "egsynth tests", cwd=repo)
-    sh("git", "config", "user.email", "tests@egsynth.invalid", cwd=repo)
-
-
-def git_commit_all(repo: Path) -> None:
-    sh("git", "add", "-A", cwd=repo)
-    sh("git", "commit", "-q", "-m", "c", cwd=repo)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +45,6 @@ def client():
     return MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
 
 
-def write_scenes(root: Path) -> Path:
-    scenes = root / "data" / "raw" / "scenes"
-    scenes.mkdir(parents=True)
-    (scenes / "0.png").write_bytes(b"\x89PNG0")
-    (scenes / "1.png").write_bytes(b"\x89PNG1")
-    return scenes
-
-
 def run_stage(root: Path, name: str, all_params: dict, **kwargs) -> tracking.StageRun:
     with stage_run(name, repo_root=root, stage_params={}, all_params=all_params, deps=[], outs=[], **kwargs) as r:
         pass
@@ -101,53 +52,7 @@ def run_stage(root: Path, name: str, all_params: dict, **kwargs) -> tracking.Sta
 
 
 # ----------------------------------------------------------------------------
-# digests
-
-
-def test_dvc_md5_equals_the_md5_dvc_repro_writes_to_dvc_lock(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    sh("git", "init", "-q", cwd=repo)
-    sh(sys.executable, "-m", "dvc", "init", "-q", cwd=repo)
-    (repo / ".dvcignore").write_text("*.tmp\n")
-    (repo / "write.py").write_text(WRITER)
-    stage = {"cmd": "python write.py", "deps": ["write.py"], "outs": ["out/file.txt", "out/dir"]}
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"write": stage}}))
-    sh(sys.executable, "-m", "dvc", "repro", "-q", cwd=repo)
-
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["write"]
-    recorded = {entry["path"]: entry["md5"] for entry in lock["deps"] + lock["outs"]}
-    assert recorded["out/dir"].endswith(".dir")
-    for path, md5 in recorded.items():
-        assert dvc_md5(repo / path) == md5, path
-
-
-def test_dvc_md5_of_a_directory_changes_with_any_file_and_not_with_ignored_ones(tmp_path):
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvcignore").write_text("*.tmp\n")
-    scenes = write_scenes(tmp_path)
-    before = dvc_md5(scenes)
-    (scenes / "scratch.tmp").write_text("x")
-    assert dvc_md5(scenes) == before
-    (scenes / "1.png").write_bytes(b"\x89PNG2")
-    assert dvc_md5(scenes) != before
-
-
-def test_dvc_md5_of_a_missing_path_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope"):
-        dvc_md5(tmp_path / "nope")
-
-
-def test_params_hash_is_independent_of_key_order():
-    shuffled = {"train": {"variants": ["full", "gap"], "lr": 2e-4}, "filter": {"seed": 0, "min_outdoor": 0.5}}
-    assert params_hash(PARAMS) == params_hash(shuffled)
-    assert params_hash(PARAMS) != params_hash({**PARAMS, "filter": {"min_outdoor": 0.6, "seed": 0}})
-    assert pipeline_fingerprint("a" * 40, PARAMS) == pipeline_fingerprint("a" * 40, shuffled)
-    assert pipeline_fingerprint("a" * 40, PARAMS) != pipeline_fingerprint("b" * 40, PARAMS)
-
-
-# ----------------------------------------------------------------------------
-# repository
+# the store and the tag keys
 
 
 def test_tracking_uri_is_the_env_value_when_set_else_an_absolute_sqlite_file(tmp_path, monkeypatch):
@@ -157,39 +62,6 @@ def test_tracking_uri_is_the_env_value_when_set_else_an_absolute_sqlite_file(tmp
     monkeypatch.chdir(tmp_path)
     assert tracking_uri(Path(".")) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert tracking_uri(Path(".")).startswith("sqlite:////")
-
-
-# where dvc 3.67 puts experiment copies: queued runs, and `dvc exp run --temp`
-EXP_COPIES = [".dvc/tmp/exps/tmpabc", ".dvc/tmp/exps/standalone/tmpabc"]
-
-
-@pytest.mark.parametrize("copy_dir", EXP_COPIES)
-def test_find_repo_root_inside_a_dvc_exp_temp_copy_is_the_original_repo(tmp_path, monkeypatch, copy_dir):
-    (tmp_path / ".dvc").mkdir()
-    copy = tmp_path / copy_dir
-    (copy / ".dvc").mkdir(parents=True)
-    (copy / "src" / "egsynth").mkdir(parents=True)
-    assert find_repo_root(copy / "src" / "egsynth") == tmp_path
-    assert find_repo_root(tmp_path / ".dvc" / "tmp") == tmp_path
-    monkeypatch.chdir(copy)
-    assert find_repo_root() == tmp_path
-
-
-def test_find_repo_root_outside_a_repo_says_so(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not inside a DVC repository"):
-        find_repo_root(tmp_path)
-
-
-def test_git_state_is_head_and_dirty_when_a_tracked_file_changes(tmp_path):
-    assert git_state(tmp_path) == ("none", True)
-    git_init(tmp_path)
-    (tmp_path / "a.py").write_text("1")
-    git_commit_all(tmp_path)
-    head = sh("git", "rev-parse", "HEAD", cwd=tmp_path).strip()
-    (tmp_path / "untracked.txt").write_text("u")
-    assert git_state(tmp_path) == (head, False)
-    (tmp_path / "a.py").write_text("2")
-    assert git_state(tmp_path) == (head, True)
 
 
 def test_tag_keys_are_relative_posix_paths_and_illegal_ones_are_refused(tmp_path):
@@ -257,13 +129,6 @@ def test_stage_run_records_the_installed_versions_of_the_packages_that_change_nu
     for package in ("torch", "torchvision", "dvc", "mlflow", "prefect", "kornia", "torchmetrics", "numpy", "pandas"):
         assert tags[version_tag(package)] == importlib.metadata.version(package), package
     assert tags[version_tag("python")] == platform.python_version()
-
-
-def test_a_package_that_is_not_installed_is_recorded_as_such(monkeypatch):
-    monkeypatch.setattr(tracking, "VERSIONED_PACKAGES", ("torch", "egsynth-no-such-package"))
-    versions = tracking.installed_versions()
-    assert versions["egsynth-no-such-package"] == "not installed"
-    assert versions["torch"] == importlib.metadata.version("torch")
 
 
 def test_find_stage_runs_by_out_digest_returns_the_run_that_wrote_those_bytes(repo):

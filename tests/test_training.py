@@ -335,6 +335,22 @@ def test_checkpoints_of_other_params_or_deps_are_deleted_each_named_with_why(tmp
     assert discard_other_checkpoints(tmp_path / "absent" / keep.name) == []
 
 
+def test_training_leaves_the_callers_global_rngs_as_they_were(tmp_path, one_thread):
+    def draws() -> tuple:
+        return torch.rand(3), np.random.rand(3), random.random()
+
+    def seeded_draws(train: bool) -> tuple:
+        torch.manual_seed(7), np.random.seed(7), random.seed(7)
+        if train:
+            epochs = two_phase_epochs(RESUMABLE_VARIANT, cross_items=2, global_items=2)
+            run(RESUMABLE_VARIANT, epochs, tmp_path / "c.pt")
+        return draws()
+
+    untrained, trained = seeded_draws(train=False), seeded_draws(train=True)
+    assert torch.equal(untrained[0], trained[0]) and np.array_equal(untrained[1], trained[1])
+    assert untrained[2] == trained[2]
+
+
 def test_rng_states_round_trip():
     state = capture_rng_state()
     drawn = (torch.rand(3), np.random.rand(3), random.random())

@@ -4,7 +4,7 @@
 (docs/design.md, "Who uses it and how"). The DAG and the digests come from DVC itself (dvc.yaml and
 dvc.lock through `dvc.repo.Repo`), each stage is matched to the latest finished MLflow run whose out tags
 equal its dvc.lock md5s, and every dep and out is hashed again on disk with DVC's own hashing
-(`tracking.dvc_md5`): a file that changed since is flagged, never trusted. `compare` diffs MLflow runs
+(`provenance.dvc_md5`): a file that changed since is flagged, never trusted. `compare` diffs MLflow runs
 itself and DVC revisions through `dvc exp diff`'s own function (`Repo.experiments.diff`), which resolves
 experiment names and git revisions alike.
 
@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from egsynth import tracking
+from egsynth import provenance, tracking
 from egsynth.tracking import PipelineRecord, StageRecord
 
 DEFAULT_KEY_METRICS = ("psnr", "miou", "kept")  # `egsynth runs`: PSNR per task, the parser's mIoU, scenes kept
@@ -37,7 +37,7 @@ class LineageError(Exception):
 
 def _repo_root(repo_root: Path | None) -> Path:
     try:
-        return tracking.find_repo_root(repo_root).resolve()
+        return provenance.find_repo_root(repo_root).resolve()
     except FileNotFoundError as error:
         raise LineageError(str(error)) from None
 
@@ -176,7 +176,7 @@ def _repo_path(item, root: Path) -> str:
 
 def _disk_md5(path: Path) -> str | None:
     try:
-        return tracking.dvc_md5(path)
+        return provenance.dvc_md5(path)
     except FileNotFoundError:
         return None
 

@@ -25,9 +25,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from egsynth.data.cocostuff import UNLABELED, label_value_to_index
-from egsynth.data.datasets import UNLABELED_INDEX, one_hot, to_image_tensor
+from egsynth.data.encoding import (
+    UNLABELED_INDEX,
+    label_indices,
+    one_hot,
+    to_image,
+    to_image_tensor,
+    unknown_label_values,
+)
 from egsynth.data.source import DatasetError
+from egsynth.devices import default_device
 from egsynth.evaluation import figures
 from egsynth.io import UNREADABLE, BadInput, atomic_paths, reading_error
 from egsynth.models.features import BackboneWeightsInvalid, BackboneWeightsMissing
@@ -35,7 +42,7 @@ from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileErro
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.data import read_label_map
-from egsynth.parsing.parser import Parser, ParserError, default_device, load_parser, predict_labels
+from egsynth.parsing.parser import Parser, ParserError, load_parser, predict_labels
 from egsynth.user_input import ATTENTION_ARRAYS, InputError
 
 MODE_NAMES = {
@@ -50,20 +57,6 @@ MODE_NAMES = {
     "F": "32-bit float grayscale",
 }
 """Pillow modes an exemplar may wrongly have, in words."""
-
-_NO_CLASS = -1
-
-
-def _class_index_of_value() -> np.ndarray:
-    """[256] int16 lookup: stuffthingmaps value -> contiguous class index, UNLABELED_INDEX for 255, -1 for no class."""
-    table = np.full(256, _NO_CLASS, dtype=np.int16)
-    for value, index in label_value_to_index().items():
-        table[value] = index
-    table[UNLABELED] = UNLABELED_INDEX
-    return table
-
-
-CLASS_INDEX_OF_VALUE = _class_index_of_value()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,20 +82,22 @@ def read_rgb_image(path: Path) -> np.ndarray:
 def class_indices(values: np.ndarray, path: Path, *, num_classes: int) -> np.ndarray:
     """stuffthingmaps values [H, W] -> the class indices [H, W] uint8 of one_hot (UNLABELED_INDEX where
     unlabeled), refusing values of no COCO-stuff class and classes beyond the model's `num_classes`."""
-    indices = CLASS_INDEX_OF_VALUE[values]  # [H, W] int16
-    unknown = indices == _NO_CLASS
-    if unknown.any():
-        listed = np.unique(values[unknown]).tolist()[:10]
-        raise InputError(f"{path}: values {listed} are no COCO-stuff label (id - 1, or 255 unlabeled); not a label map")
+    unknown = unknown_label_values(values)
+    if unknown:
+        raise InputError(
+            f"{path}: values {unknown[:10]} are no COCO-stuff label (id - 1, or 255 unlabeled); not a label map"
+        )
+    indices = label_indices(values)  # [H, W] uint8
     beyond = (indices >= num_classes) & (indices != UNLABELED_INDEX)
     if beyond.any():
         listed = np.unique(values[beyond]).tolist()[:10]
         raise InputError(f"{path}: label values {listed} are classes the model does not know (it has {num_classes})")
-    return indices.astype(np.uint8)
+    return indices
 
 
-def read_label_indices(path: Path, *, num_classes: int) -> np.ndarray:
-    """A stuffthingmaps PNG as class indices [H, W] uint8 (see `class_indices`)."""
+def read_labels_for_model(path: Path, *, num_classes: int) -> np.ndarray:
+    """A user's stuffthingmaps PNG at its own size as class indices [H, W] uint8 (see `class_indices`), errors as
+    `InputError`; the pipeline's own label maps are read by `egsynth.data.datasets.read_label_indices`."""
     try:
         values = read_label_map(path)  # [H, W] uint8
     except DatasetError as error:
@@ -195,7 +190,7 @@ class Synthesizer:
             )
 
     def read_target(self, path: Path) -> TargetInput:
-        labels = read_label_indices(path, num_classes=self.num_classes)
+        labels = read_labels_for_model(path, num_classes=self.num_classes)
         self._check_size(path, *labels.shape)
         return TargetInput(path=path, labels=labels)
 
@@ -206,7 +201,7 @@ class Synthesizer:
         if labels is None:
             indices = class_indices(self._parse(path, image), self.parser_path, num_classes=self.num_classes)
         else:
-            indices = read_label_indices(labels, num_classes=self.num_classes)
+            indices = read_labels_for_model(labels, num_classes=self.num_classes)
             if indices.shape != image.shape[:2]:
                 raise InputError(
                     f"{labels}: label map is {indices.shape[1]}x{indices.shape[0]} but its exemplar {path} is "
@@ -244,7 +239,7 @@ class Synthesizer:
     def synthesize(self, target: TargetInput, exemplar: ExemplarInput) -> tuple[np.ndarray, list[AttentionRecord]]:
         """x̂ = G(c1, x2, c̃2) as uint8 RGB [H1, W1, 3], and the attention records per scale, finest first."""
         output = self.generator(self._labels(target.labels), *self._exemplar(exemplar))
-        return figures.to_image(output.image[0]), output.attention
+        return to_image(output.image[0]), output.attention
 
     @torch.no_grad()
     def interpolate(self, target: TargetInput, a: ExemplarInput, b: ExemplarInput, ts: list[float]) -> list[np.ndarray]:
@@ -256,8 +251,8 @@ class Synthesizer:
                 f"generator lacks (use a {', '.join(MSCA_VARIANTS)} model, or spatial interpolation)"
             )
         c1 = self._labels(target.labels)
-        first, second = self._exemplar(b), self._exemplar(a)  # manipulation.interpolate: t = 1 is `first`
-        return [figures.to_image(interpolate(self.generator, c1, first, second, t)[0]) for t in ts]
+        first, second = self._exemplar(a), self._exemplar(b)
+        return [to_image(interpolate(self.generator, c1, first, second, t)[0]) for t in ts]
 
     @torch.no_grad()
     def interpolate_spatial(self, target: TargetInput, left: ExemplarInput, right: ExemplarInput) -> np.ndarray:
@@ -268,7 +263,7 @@ class Synthesizer:
         c1 = self._labels(target.labels)
         ramp = horizontal_ramp(*target.labels.shape).to(self.device)  # [1, 1, H1, W1], 1 at the left edge
         image = interpolate_spatial(self.generator, c1, self._exemplar(left), self._exemplar(right), ramp)
-        return figures.to_image(image[0])
+        return to_image(image[0])
 
     @torch.no_grad()
     def extrapolate(
@@ -291,7 +286,7 @@ class Synthesizer:
             num_random=num_random,
             seed=seed,
         )
-        return figures.to_image(image[0])
+        return to_image(image[0])
 
 
 # ---------------------------------------------------------------------------------------------

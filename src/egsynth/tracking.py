@@ -1,11 +1,13 @@
 """MLflow lineage for pipeline stages: the one module that imports mlflow (docs/design.md, "Tracking and lineage").
 
 Every stage execution is one MLflow run, nested under a parent run per pipeline fingerprint
-(git commit + params hash). A stage run records:
+(git commit + params hash). What it records comes from `egsynth.provenance` (the digests, the
+commit, the installed versions, the fingerprint); this module only writes it and reads it back.
+A stage run records:
 
 - tags `egsynth.stage`, `egsynth.git_commit`, `egsynth.git_dirty`, `egsynth.fingerprint` (and
   `egsynth.dvc_exp_name`, `egsynth.dvc_exp_baseline_rev` inside `dvc exp run`);
-- the environment it ran in: one tag `egsynth.version/<package>` per package of `VERSIONED_PACKAGES`
+- the environment it ran in: one tag `egsynth.version/<package>` per package of `provenance.VERSIONED_PACKAGES`
   (and `python`), the installed version, so a result can be traced to the stack that produced it
   (`requirements.lock` pins the whole environment; these are the packages that change numbers);
 - the stage's params, flattened to `section.key`;
@@ -24,24 +26,29 @@ the library needs no tracking server. Only rank 0 of a torchrun job records anyt
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import posixpath
 import sqlite3
-import subprocess
 import time
 import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from egsynth.config import flatten_params, params_hash
+from egsynth.provenance import (
+    dvc_md5,
+    git_state,
+    installed_versions,
+    pipeline_fingerprint,
+    relative_path,
+    split_exp_workspace,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -63,56 +70,17 @@ PARAMS_HASH = "egsynth.params_hash"
 DEP_PREFIX = "egsynth.dep/"
 OUT_PREFIX = "egsynth.out/"
 VERSION_PREFIX = "egsynth.version/"
-VERSIONED_PACKAGES = ("torch", "torchvision", "dvc", "mlflow", "prefect", "kornia", "torchmetrics", "numpy", "pandas")
 EXP_ENV_TAGS = {  # env var set by `dvc exp run` -> tag
     "DVC_EXP_NAME": "egsynth.dvc_exp_name",
     "DVC_EXP_BASELINE_REV": "egsynth.dvc_exp_baseline_rev",
 }
 LINEAGE_ARTIFACT = "lineage.json"
 
-# experiment workspaces outside the repo's own: <repo>/.dvc/tmp/exps/tmpXXXX/ (queued runs) and
-# <repo>/.dvc/tmp/exps/standalone/tmpXXXX/ (`dvc exp run --temp`, checked with dvc 3.67.1)
-_EXPS_PARTS = (".dvc", "tmp", "exps")
 _NOISY_LOGGERS = ("alembic", "mlflow.store.db.utils", "mlflow.store.db.db_types")
 _TAG_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-. /")
 
 # ----------------------------------------------------------------------------
 # helpers
-
-
-def _split_exp_workspace(path: Path) -> tuple[Path, Path]:
-    """(<repo>, the copy) for a path inside an experiment's copy of <repo> under <repo>/.dvc/tmp/exps/,
-    else (path, path). The copy is the nearest directory holding its own `.dvc/`."""
-    parts = path.parts
-    n = len(_EXPS_PARTS)
-    for i in range(len(parts) - n):
-        if parts[i : i + n] == _EXPS_PARTS:
-            repo, exps = Path(*parts[:i]), Path(*parts[: i + n])
-            copy = _nearest_dvc_root(path)
-            if copy is not None and copy != exps and copy.is_relative_to(exps):
-                return repo, copy
-            return path, path
-    return path, path
-
-
-def _nearest_dvc_root(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        if (directory / ".dvc").is_dir():
-            return directory
-    return None
-
-
-def _absolute(path: Path) -> Path:
-    """Absolute path with its parent directories resolved, the last component kept (it may be a DVC cache link)."""
-    path = Path(os.path.abspath(path))
-    return path if path.parent == path else path.parent.resolve() / path.name
-
-
-def _relative(path: Path, workspace: Path) -> str:
-    try:
-        return _absolute(path).relative_to(workspace).as_posix()
-    except ValueError:
-        raise ValueError(f"{path}: not inside the repository {workspace}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -133,21 +101,7 @@ def _is_rank_zero() -> bool:
 
 
 # ----------------------------------------------------------------------------
-# repository, digests, fingerprints
-
-
-def find_repo_root(start: Path | None = None) -> Path:
-    """The directory holding `.dvc/`, walking up from `start` (default: cwd).
-
-    Inside a `dvc exp run --temp` workspace (<repo>/.dvc/tmp/exps/<name>/) this is <repo>, the
-    original repository, so every run lands in one MLflow store.
-    """
-    start = _absolute(start if start is not None else Path.cwd())
-    root = _nearest_dvc_root(start)
-    if root is None:
-        raise FileNotFoundError(f"{start}: not inside a DVC repository (no .dvc/ directory above it)")
-    repo, _ = _split_exp_workspace(root)
-    return repo
+# the store and the tag keys
 
 
 def tracking_uri(repo_root: Path) -> str:
@@ -155,80 +109,9 @@ def tracking_uri(repo_root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(repo_root).resolve() / STORE_FILE).as_posix()}"
 
 
-def dvc_md5(path: Path) -> str:
-    """The md5 DVC writes to dvc.lock for `path`: a file's md5, or a directory's `<md5>.dir`.
-
-    Both come from dvc-data, DVC's own hashing library. A directory is built like DVC builds an
-    output: `.dvcignore` rules of the enclosing DVC repo apply, and `dry_run` keeps the file
-    objects out of any store (the odb is an in-memory one; only its staging area is used).
-    """
-    from dvc_data.hashfile.build import build
-    from dvc_data.hashfile.db import HashFileDB
-    from dvc_data.hashfile.hash import file_md5
-    from dvc_objects.fs import MemoryFileSystem, localfs
-
-    path = _absolute(Path(path))
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: cannot compute its dvc md5, it does not exist")
-    if not path.is_dir():
-        return file_md5(os.fspath(path), localfs)
-
-    odb = HashFileDB(MemoryFileSystem(), "/egsynth-dvc-md5", hash_name="md5")
-    staging, _, tree = build(odb, os.fspath(path), localfs, "md5", ignore=_dvcignore(path), dry_run=True)
-    with suppress(FileNotFoundError):  # the tree's listing stays in the global memory fs otherwise
-        staging.fs.rm_file(tree.path)
-    digest = tree.hash_info.value
-    assert digest and digest.endswith(".dir"), digest
-    return digest
-
-
-def _dvcignore(path: Path):
-    """DVC's ignore filter for the repo around `path` (as `dvc repro` applies it), or None outside a repo."""
-    root = _nearest_dvc_root(path)
-    if root is None:
-        return None
-    from dvc.ignore import DvcIgnoreFilter
-    from dvc_objects.fs import localfs
-
-    return DvcIgnoreFilter(localfs, os.fspath(root))
-
-
-def git_state(repo_root: Path) -> tuple[str, bool]:
-    """(HEAD commit, dirty). Dirty means tracked files differ from HEAD; untracked files are ignored
-    (like `git describe --dirty`). Without git or without a commit: ("none", True)."""
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", os.fspath(repo_root), *args], capture_output=True, text=True, check=False)
-
-    try:
-        head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    except FileNotFoundError:  # no git executable
-        return "none", True
-    if head.returncode != 0:
-        return "none", True
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return head.stdout.strip(), status.returncode != 0 or bool(status.stdout.strip())
-
-
-def installed_versions() -> dict[str, str]:
-    """Python's version and the installed version of each of `VERSIONED_PACKAGES` ("not installed" if absent)."""
-    versions = {"python": platform.python_version()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
 def version_tag(package: str) -> str:
     """The MLflow tag key of a package's installed version, e.g. `egsynth.version/torch`."""
     return VERSION_PREFIX + package
-
-
-def pipeline_fingerprint(commit: str, params: Mapping) -> str:
-    """`<commit[:12]>-<params_hash[:12]>`: one pipeline configuration, the key of a parent run."""
-    return f"{commit[:12]}-{params_hash(params)[:12]}"
 
 
 def _tag_key(prefix: str, path: Path | str, repo_root: Path | None) -> str:
@@ -237,7 +120,7 @@ def _tag_key(prefix: str, path: Path | str, repo_root: Path | None) -> str:
         rel = path.as_posix()
     else:
         root = Path(repo_root).resolve()
-        rel = _relative(path if path.is_absolute() else root / path, root)
+        rel = relative_path(path if path.is_absolute() else root / path, root)
     bad = "".join(sorted(set(rel) - _TAG_KEY_CHARS))
     if bad or posixpath.normpath(rel) != rel or rel == "." or rel.startswith(("/", "../")) or rel == "..":
         raise ValueError(
@@ -404,15 +287,15 @@ def stage_run(
         yield StageRun(run_id=None)
         return
 
-    store_root, workspace = _split_exp_workspace(Path(repo_root).resolve())
+    store_root, workspace = split_exp_workspace(Path(repo_root).resolve())
     if store_root == workspace:  # given the original root: the stage may still run inside a temp copy of it
-        cwd_root, cwd_workspace = _split_exp_workspace(Path.cwd().resolve())
+        cwd_root, cwd_workspace = split_exp_workspace(Path.cwd().resolve())
         if cwd_root == store_root:
             workspace = cwd_workspace
 
     def relative(paths: Sequence[Path]) -> dict[str, Path]:  # relative posix path -> absolute path
         absolute = [Path(p) if Path(p).is_absolute() else workspace / p for p in paths]
-        return {_relative(path, workspace): path for path in absolute}
+        return {relative_path(path, workspace): path for path in absolute}
 
     out_paths, table_paths = relative(outs), relative(tables)
     out_keys = {rel: out_tag(rel) for rel in out_paths}  # refuse an unusable path now, not after the stage ran
@@ -547,7 +430,7 @@ def existing_store(repo_root: Path) -> str:
     """The tracking URI `stage_run` writes to for `repo_root`, checked for reading only. A SQLite file that
     does not exist raises FileNotFoundError, and one MLflow could not read without writing to it (empty,
     foreign, truncated, corrupt) raises StoreError: reading never creates or changes a store."""
-    store_root, _ = _split_exp_workspace(Path(repo_root).resolve())
+    store_root, _ = split_exp_workspace(Path(repo_root).resolve())
     uri = tracking_uri(store_root)
     db_file = _sqlite_file(uri)
     if db_file is not None:

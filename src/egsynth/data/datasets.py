@@ -6,7 +6,8 @@ A row names a scene, a target box and an exemplar box in the global frame (the s
 randomness here: item i is the same tensors every time, and training is a function of the manifest.
 
 Tensors follow docs/design.md, "Conventions": images [3, P, P] in [-1, 1]; label maps one-hot float
-[C, P, P] over the C = `cocostuff.NUM_CLASSES` contiguous classes, an unlabeled pixel all zeros.
+[C, P, P] over the C = `cocostuff.NUM_CLASSES` contiguous classes, an unlabeled pixel all zeros
+(`egsynth.data.encoding`).
 The target's labels c_p are the ground truth; the exemplar's c~_q are the parsed maps of the `parse`
 stage (the paper's DeepLab output; `parsed=None` is the oracle: ground truth on both sides).
 """
@@ -20,22 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from einops import rearrange
 from PIL import Image
 from torch.utils.data import Dataset
 
-from egsynth.data import cocostuff
+from egsynth.data.encoding import label_indices, one_hot, to_image_tensor, unknown_label_values
 from egsynth.data.patches import COLUMNS
 from egsynth.data.source import DatasetError
-
-UNLABELED_INDEX = 255
-"""Class index of an unlabeled pixel in the uint8 index maps below (class indices are 0..NUM_CLASSES-1)."""
-
-_INVALID = 254
-_INDEX_OF_VALUE = np.full(256, _INVALID, dtype=np.uint8)  # stuffthingmaps value -> class index
-for _value, _index in cocostuff.label_value_to_index().items():
-    _INDEX_OF_VALUE[_value] = _index
-_INDEX_OF_VALUE[cocostuff.UNLABELED] = UNLABELED_INDEX
 
 # ----------------------------------------------------------------------------------------------
 # helpers
@@ -59,28 +50,10 @@ def read_label_indices(path: Path | str, size: int) -> np.ndarray:
         if labels.size != (size, size):
             labels = labels.resize((size, size), Image.Resampling.NEAREST)
         values = np.asarray(labels)
-    indices = _INDEX_OF_VALUE[values]
-    invalid = indices == _INVALID
-    if invalid.any():
-        raise DatasetError(
-            f"{path}: label values {np.unique(values[invalid]).tolist()} are no COCO-stuff class nor 255 (unlabeled)"
-        )
-    return indices
-
-
-def one_hot(indices: torch.Tensor, num_classes: int = cocostuff.NUM_CLASSES) -> torch.Tensor:
-    """Class indices [..., H, W] (`UNLABELED_INDEX` or any index >= num_classes: no class) -> float
-    one-hot [..., C, H, W] with an all-zero vector on unlabeled pixels. Works batched and on any device."""
-    indices = indices.long().unsqueeze(-3)  # [..., 1, H, W]
-    labeled = (indices < num_classes).float()  # [..., 1, H, W]
-    shape = (*indices.shape[:-3], num_classes, *indices.shape[-2:])
-    # one write per pixel: 1 at its class, or 0 (a no-op) at the last class where unlabeled
-    return torch.zeros(shape, device=indices.device).scatter_(-3, indices.clamp(max=num_classes - 1), labeled)
-
-
-def to_image_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> float [3, H, W] in [-1, 1]."""
-    return rearrange(torch.from_numpy(np.ascontiguousarray(image)), "h w c -> c h w").float() / 127.5 - 1.0
+    unknown = unknown_label_values(values)
+    if unknown:
+        raise DatasetError(f"{path}: label values {unknown} are no COCO-stuff class nor 255 (unlabeled)")
+    return label_indices(values)
 
 
 def crop(array: np.ndarray, y: int, x: int, size: int, *, out_size: int, flip: bool, labels: bool) -> np.ndarray:

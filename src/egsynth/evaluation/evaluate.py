@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from egsynth.config import EvaluateConfig, ModelConfig
-from egsynth.data.datasets import one_hot
+from egsynth.data.encoding import one_hot
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.attention import FINEST_SCALE
 from egsynth.evaluation.guidance import AttentionStatistics

@@ -3,7 +3,7 @@
 Every function draws one figure with matplotlib's Agg canvas (no pyplot, so no global backend
 state), writes it atomically (`egsynth.io.atomic_path`) and returns its path. Images are uint8
 RGB [H, W, 3]; label maps are uint8 class indices [H, W] (`UNLABELED_INDEX` = 255 where unlabeled),
-drawn with `colorize_labels`. `to_image` and `to_label_indices` convert the models' tensors.
+drawn with `colorize_labels`; `egsynth.data.encoding` converts the models' tensors into both.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from einops import rearrange
 from matplotlib.axes import Axes
 from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 from scipy.cluster.hierarchy import dendrogram, linkage
-from torch import Tensor
 
 from egsynth.data.cocostuff import NUM_CLASSES
-from egsynth.data.datasets import UNLABELED_INDEX
+from egsynth.data.encoding import UNLABELED_INDEX
 from egsynth.io import atomic_path
 
 PANEL = 1.9  # inches per image panel
@@ -74,20 +71,6 @@ def colorize_labels(indices: np.ndarray) -> np.ndarray:
     valid = (indices < NUM_CLASSES) | (indices == UNLABELED_INDEX)
     assert valid.all(), f"label indices {np.unique(indices[~valid]).tolist()} are no class nor {UNLABELED_INDEX}"
     return PALETTE[indices]  # [H, W, 3]
-
-
-def to_image(x: Tensor) -> np.ndarray:
-    """A model image [3, H, W] in [-1, 1] -> uint8 RGB [H, W, 3]."""
-    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return rearrange(x, "c h w -> h w c").numpy()  # [H, W, 3]
-
-
-def to_label_indices(c: Tensor) -> np.ndarray:
-    """One-hot labels [C, H, W] -> uint8 class indices [H, W], `UNLABELED_INDEX` on all-zero pixels."""
-    c = c.detach().cpu()
-    indices = c.argmax(dim=0).to(torch.uint8)  # [H, W]
-    indices[c.sum(dim=0) == 0] = UNLABELED_INDEX
-    return indices.numpy()
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

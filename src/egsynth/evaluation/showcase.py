@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from egsynth.config import FiguresConfig
 from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
-from egsynth.data.datasets import one_hot, read_label_indices
+from egsynth.data.datasets import read_label_indices
+from egsynth.data.encoding import one_hot, to_image, to_label_indices
 from egsynth.evaluation import figures
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
 from egsynth.evaluation.tasks import CaseDataset
@@ -46,10 +47,10 @@ def sample_grid(generator: Generator, batch: dict, path: Path, *, title: str, de
     generator.train(was_training)
     rows = [
         {
-            "target labels": figures.to_label_indices(batch["target_labels"][i]),
-            "exemplar": figures.to_image(batch["exemplar"][i]),
-            "output": figures.to_image(output[i]),
-            "ground truth": figures.to_image(batch["target"][i]),
+            "target labels": to_label_indices(batch["target_labels"][i]),
+            "exemplar": to_image(batch["exemplar"][i]),
+            "output": to_image(output[i]),
+            "ground truth": to_image(batch["target"][i]),
         }
         for i in range(len(output))
     ]
@@ -97,7 +98,7 @@ class Showcase:
         np.savez_compressed(
             self.out / SAMPLES_NAME,
             case_ids=examples["case_id"].to_numpy(dtype=str),
-            outputs=np.stack([figures.to_image(image) for image in outputs]),
+            outputs=np.stack([to_image(image) for image in outputs]),
         )
 
     @torch.no_grad()
@@ -108,11 +109,11 @@ class Showcase:
         outputs = []
         for i in range(len(rows)):
             c1 = batch["c1"][i : i + 1].expand(len(rows), -1, -1, -1)
-            outputs.append([figures.to_image(image) for image in self.generator(c1, batch["x2"], batch["c2"]).image])
+            outputs.append([to_image(image) for image in self.generator(c1, batch["x2"], batch["c2"]).image])
         path = self.out / "swap_matrix.png"
         figures.swap_matrix(
             structures=[labels.numpy() for labels in batch["labels"]],
-            styles=[figures.to_image(image) for image in batch["x2"]],
+            styles=[to_image(image) for image in batch["x2"]],
             outputs=outputs,
             path=path,
         )
@@ -129,9 +130,9 @@ class Showcase:
         for i, case_id in enumerate(rows["case_id"]):
             path = self.out / f"attention_{i}.png"
             figures.attention_maps(
-                exemplar=figures.to_image(batch["x2"][i]),
+                exemplar=to_image(batch["x2"][i]),
                 target_labels=batch["labels"][i].numpy(),
-                output=figures.to_image(output.image[i]),
+                output=to_image(output.image[i]),
                 record_alpha=finest.alpha[i].cpu().numpy(),
                 record_beta=finest.beta[i].cpu().numpy(),
                 path=path,
@@ -157,18 +158,18 @@ class Showcase:
             second = (batch["x2"][k : k + 1], batch["c2"][k : k + 1])
             c1 = batch["c1"][i : i + 1]
             if style:
-                images = [interpolate(self.generator, c1, first, second, t)[0] for t in ts]
+                images = [interpolate(self.generator, c1, second, first, t)[0] for t in ts]  # B (t = 0) to A
                 strips.append(
                     [
-                        figures.to_image(second[0][0]),
-                        *(figures.to_image(image) for image in images),
-                        figures.to_image(first[0][0]),
+                        to_image(second[0][0]),
+                        *(to_image(image) for image in images),
+                        to_image(first[0][0]),
                     ]
                 )
             else:
                 ramp = horizontal_ramp(*c1.shape[-2:]).to(self.device)
                 image = interpolate_spatial(self.generator, c1, first, second, ramp)[0]
-                strips.append([figures.to_image(first[0][0]), figures.to_image(image), figures.to_image(second[0][0])])
+                strips.append([to_image(first[0][0]), to_image(image), to_image(second[0][0])])
         if style:
             path, title = self.out / "style_interpolation.png", "Style interpolation (Fig. 5)"
             caption = "Each row: exemplar B (t = 0), the outputs for t = 0 ... 1 of the way to exemplar A, exemplar A."
@@ -188,9 +189,7 @@ class Showcase:
         large = torch.from_numpy(read_label_indices(label_path, 2 * self.image_size))[None].to(self.device)
         output = extrapolate(self.generator, one_hot(large), (batch["x2"], batch["c2"]), patch=self.image_size)
         path = self.out / "extrapolation.png"
-        figures.extrapolation_figure(
-            figures.to_image(batch["x2"][0]), large[0].cpu().numpy(), figures.to_image(output[0]), path
-        )
+        figures.extrapolation_figure(to_image(batch["x2"][0]), large[0].cpu().numpy(), to_image(output[0]), path)
         self.record(
             path,
             "Extrapolation (Fig. 8)",

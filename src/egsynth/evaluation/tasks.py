@@ -34,12 +34,12 @@ from tqdm import tqdm
 
 from egsynth.config import TasksConfig
 from egsynth.data import procedural
-from egsynth.data.datasets import UNLABELED_INDEX, Scene, SceneLoader, read_image, read_label_indices, to_image_tensor
+from egsynth.data.datasets import Scene, SceneLoader, read_image, read_label_indices
+from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX, to_image_tensor
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.color import color_transfer
 from egsynth.evaluation.correspondence import rank_candidates
 from egsynth.evaluation.retrieval import candidate_pool, choose_candidates, histogram_intersection, label_histogram
-from egsynth.parsing.data import INDEX_TO_VALUE
 
 log = logging.getLogger(__name__)
 

@@ -22,19 +22,23 @@ from egsynth.models.generator import MSCA_VARIANTS, Generator
 def interpolate(
     generator: Generator, c1: Tensor, first: tuple[Tensor, Tensor], second: tuple[Tensor, Tensor], t: float
 ) -> Tensor:
-    """The target c1 in a style t of the way from `second` (t = 0) to `first` (t = 1); exemplars are (x, c̃)."""
+    """The target c1 in a style t of the way from `first` (t = 0) to `second` (t = 1); exemplars are (x, c̃).
+
+    `second` is MSCA's exemplar 2, whose attention share is t (Sec. 4, "Interpolation"), `first` its exemplar 3.
+    """
     if generator.variant not in MSCA_VARIANTS:
         raise ValueError(f"style interpolation needs MSCA attention; variant {generator.variant!r} has none")
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"interpolation factor t must lie in [0, 1], got {t}")
     target = generator.encode_target(c1)
-    a, b = generator.encode_exemplar(*first), generator.encode_exemplar(*second)
+    exemplar_2, exemplar_3 = generator.encode_exemplar(*second), generator.encode_exemplar(*first)
     masking = generator.variant != "no_fm"
     aligned = []
     for i, msca in enumerate(generator.aligners):
-        labels = {"c2": a.labels[i], "c3": b.labels[i], "c1": target.labels[i]}
-        f_a, f_b = (a.features[i], a.label_features[i]), (b.features[i], b.label_features[i])
-        aligned.append(msca.interpolate(*f_a, *f_b, target.label_features[i], t, masking=masking, **labels)[0])
+        labels = {"c2": exemplar_2.labels[i], "c3": exemplar_3.labels[i], "c1": target.labels[i]}
+        f_2 = (exemplar_2.features[i], exemplar_2.label_features[i])
+        f_3 = (exemplar_3.features[i], exemplar_3.label_features[i])
+        aligned.append(msca.interpolate(*f_2, *f_3, target.label_features[i], t, masking=masking, **labels)[0])
     return generator.synthesize(aligned, target)
 
 

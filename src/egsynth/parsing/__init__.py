@@ -1,7 +1,7 @@
 """The exemplar label parser (paper Sec. 4: exemplars are parsed into label maps c~ by a COCO-stuff
 segmentation network): its data, training, inference, evaluation (mIoU) and sharded parsing."""
 
-from egsynth.parsing.data import IGNORE_INDEX, SceneDataset, read_image, read_label_map
+from egsynth.parsing.data import SceneDataset, read_image, read_label_map
 from egsynth.parsing.metrics import class_iou, confusion_matrix, evaluate_parser, miou_from_confusion, pixel_accuracy
 from egsynth.parsing.parser import (
     ARCHITECTURES,
@@ -19,7 +19,6 @@ from egsynth.parsing.shards import INDEX_COLUMNS, INDEX_NAME, parse_shard, parse
 
 __all__ = [
     "ARCHITECTURES",
-    "IGNORE_INDEX",
     "INDEX_COLUMNS",
     "INDEX_NAME",
     "Parser",

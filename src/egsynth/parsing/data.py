@@ -3,9 +3,9 @@
 Images are resized to a square `image_size` with antialiased bilinear interpolation and scaled to
 [-1, 1] (docs/design.md, "Conventions": images live in [-1, 1] inside models; the parser is trained from
 scratch, so ImageNet statistics would buy nothing). Label maps are resized with nearest neighbour and
-mapped from stuffthingmaps values (COCO-stuff id - 1) to the contiguous class indices 0..170 of
-`cocostuff.label_value_to_index()`; unlabeled pixels (255) and values of ids COCO-stuff never uses
-become IGNORE_INDEX.
+mapped from stuffthingmaps values (COCO-stuff id - 1) to the contiguous class indices 0..170 by
+`egsynth.data.encoding`; unlabeled pixels (255) and values of ids COCO-stuff never uses become its
+`UNLABELED_INDEX`, which cross-entropy and the metrics ignore.
 """
 
 from __future__ import annotations
@@ -16,34 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from PIL import Image
 from torch.utils.data import Dataset
 
-from egsynth.data import cocostuff
+from egsynth.data.encoding import label_indices, to_image_tensor
 from egsynth.data.source import DatasetError
-
-IGNORE_INDEX = cocostuff.UNLABELED
-"""Contiguous-index value of pixels that count for no class: cross-entropy and metrics skip them."""
-
-
-def _value_to_index() -> np.ndarray:
-    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    for value, index in cocostuff.label_value_to_index().items():
-        table[value] = index
-    return table
-
-
-def _index_to_value() -> np.ndarray:
-    value_of = {index: value for value, index in cocostuff.label_value_to_index().items()}
-    return np.array([value_of[index] for index in range(cocostuff.NUM_CLASSES)], dtype=np.uint8)
-
-
-VALUE_TO_INDEX = _value_to_index()
-"""[256] uint8 lookup: stuffthingmaps value -> contiguous class index, IGNORE_INDEX for unlabeled."""
-
-INDEX_TO_VALUE = _index_to_value()
-"""[NUM_CLASSES] uint8 lookup: contiguous class index -> stuffthingmaps value (the inverse)."""
 
 # ----------------------------------------------------------------------------
 # files
@@ -87,14 +64,14 @@ def write_label_map(path: Path, labels: np.ndarray) -> None:
 
 def image_tensor(image: np.ndarray, image_size: int) -> torch.Tensor:
     """[H, W, 3] uint8 -> [3, S, S] float in [-1, 1], resized with antialiased bilinear interpolation."""
-    x = rearrange(torch.tensor(image), "h w c -> 1 c h w").float() / 127.5 - 1
+    x = to_image_tensor(image)[None]  # [1, 3, H, W]
     x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
     return x[0]  # [3, S, S]
 
 
 def target_tensor(labels: np.ndarray, image_size: int) -> torch.Tensor:
-    """[H, W] stuffthingmaps values -> [S, S] int64 contiguous indices (IGNORE_INDEX where unlabeled)."""
-    index = torch.from_numpy(VALUE_TO_INDEX[labels])[None, None]  # [1, 1, H, W] uint8
+    """[H, W] stuffthingmaps values -> [S, S] int64 contiguous indices (UNLABELED_INDEX where unlabeled)."""
+    index = torch.from_numpy(label_indices(labels))[None, None]  # [1, 1, H, W] uint8
     index = F.interpolate(index, size=(image_size, image_size), mode="nearest-exact")
     return index[0, 0].long()  # [S, S]
 

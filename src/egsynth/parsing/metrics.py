@@ -17,14 +17,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from egsynth.data import cocostuff
+from egsynth.data.encoding import UNLABELED_INDEX, label_indices
 from egsynth.data.source import DatasetError
-from egsynth.parsing.data import IGNORE_INDEX, VALUE_TO_INDEX, read_label_map
+from egsynth.parsing.data import read_label_map
 
 PredictFn = Callable[[pd.DataFrame], Sequence[np.ndarray]]
 """Parses rows of a scenes table into stuffthingmaps label maps at each image's original size."""
 
 
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX):
+def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = UNLABELED_INDEX):
     """[num_classes, num_classes] int64 counts, rows target class, columns predicted class.
 
     `pred` and `target` hold contiguous class indices of the same shape; pixels where `target` is
@@ -83,7 +84,7 @@ def evaluate_parser(predict_fn: PredictFn, scenes_test: pd.DataFrame, *, batch_s
                     raise DatasetError(
                         f"{label_path}: parsed label map is {predicted.shape}, ground truth {truth.shape}"
                     )
-                cm += confusion_matrix(VALUE_TO_INDEX[predicted], VALUE_TO_INDEX[truth], num_classes)
+                cm += confusion_matrix(label_indices(predicted), label_indices(truth), num_classes)
             progress.update(len(rows))
     if cm.sum() == 0:
         raise ValueError("the test scenes have no labelled pixel to evaluate the parser on")

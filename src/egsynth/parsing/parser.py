@@ -38,10 +38,12 @@ from tqdm import tqdm
 
 from egsynth.config import ParserConfig
 from egsynth.data import cocostuff
+from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX
 from egsynth.data.source import DatasetError
+from egsynth.devices import default_device
 from egsynth.io import torch_load_problem
 from egsynth.parsing import deeplabv2
-from egsynth.parsing.data import IGNORE_INDEX, INDEX_TO_VALUE, SceneDataset, image_tensor, read_image, read_label_map
+from egsynth.parsing.data import SceneDataset, image_tensor, read_image, read_label_map
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,6 @@ PRECISE_BN_BATCHES = 200  # batches that re-estimate the batch-norm statistics a
 
 class ParserError(DatasetError):
     """A parser weights file that cannot be used; the message names the file and the problem."""
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # ----------------------------------------------------------------------------
@@ -121,12 +119,12 @@ def train_parser(
             flip = torch.rand(len(images), generator=generator) < 0.5  # [B]
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
             targets = torch.where(flip[:, None, None], targets.flip(-1), targets)
-            if (targets == IGNORE_INDEX).all():  # nothing to learn; cross-entropy would be NaN
+            if (targets == UNLABELED_INDEX).all():  # nothing to learn; cross-entropy would be NaN
                 schedule.step()
                 continue
             images, targets = images.to(device), targets.to(device)
             logits = model(images)["out"]  # [B, C, S, S]
-            loss = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX)
+            loss = F.cross_entropy(logits, targets, ignore_index=UNLABELED_INDEX)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -22,12 +22,13 @@ the stage's inputs unchanged; `discard_other_checkpoints` deletes the rest, nami
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,22 @@ def restore_rng_state(state: Mapping[str, Any], device: torch.device | str | Non
     )
     python_state = state["python"]
     random.setstate((python_state["version"], tuple(python_state["internal"].tolist()), python_state["gauss_next"]))
+
+
+def restores_global_rng_state(train: Callable) -> Callable:
+    """Decorate a training function taking `device=`: the global RNGs it seeds and draws from (torch on
+    the CPU and `device`, numpy, python `random`) are as before the call when it returns or raises, so the
+    caller's own random draws do not depend on whether it trained."""
+
+    @functools.wraps(train)
+    def wrapper(*args: Any, device: torch.device | str, **kwargs: Any) -> Any:
+        saved = capture_rng_state(device)
+        try:
+            return train(*args, device=device, **kwargs)
+        finally:
+            restore_rng_state(saved, device)
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------

@@ -26,6 +26,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from egsynth.devices import default_device
+
 log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------
@@ -45,10 +47,6 @@ class DistributedContext:
         return self.world_size > 1
 
 
-def _default_device(local_rank: int) -> torch.device:
-    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-
-
 def init_distributed(*, backend: str | None = None) -> DistributedContext:
     """Join torchrun's process group, or describe the single process when WORLD_SIZE is unset.
 
@@ -56,11 +54,11 @@ def init_distributed(*, backend: str | None = None) -> DistributedContext:
         backend: `nccl` or `gloo`; default nccl when CUDA is available, else gloo.
     """
     if "WORLD_SIZE" not in os.environ:
-        return DistributedContext(rank=0, world_size=1, local_rank=0, device=_default_device(0), is_main=True)
+        return DistributedContext(rank=0, world_size=1, local_rank=0, device=default_device(0), is_main=True)
     rank = int(os.environ["RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    device = _default_device(local_rank)
+    device = default_device(local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     backend = backend or ("nccl" if device.type == "cuda" else "gloo")

@@ -80,6 +80,7 @@ from egsynth.training.checkpoint import (
     load_trainable_state_dict,
     remove_stale_temporaries,
     restore_rng_state,
+    restores_global_rng_state,
     save_checkpoint,
     trainable_state_dict,
 )
@@ -280,6 +281,7 @@ class _RunState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+@restores_global_rng_state
 def train_gan(
     *,
     generator: nn.Module,  # G (egsynth.models.generator.Generator), built from the model params
