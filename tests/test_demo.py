@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from egsynth.cli import app
 from egsynth.data.cocostuff import category
-from egsynth.data.datasets import UNLABELED_INDEX
+from egsynth.data.encoding import UNLABELED_INDEX, VALUE_TO_INDEX
 from egsynth.demo.core import (
     ClassInfo,
     Demo,
@@ -30,7 +30,7 @@ from egsynth.demo.server import create_app
 from egsynth.evaluation.attention import TransferMatrix
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.parser import Parser, build_parser, save_parser
-from egsynth.synthesis import CLASS_INDEX_OF_VALUE, InputError, Synthesizer
+from egsynth.synthesis import InputError, Synthesizer
 from tests.demo_tree import make_demo_tree
 from tests.test_synthesis import assert_equal_up_to_rounding, write_png16_rgb
 
@@ -138,7 +138,7 @@ def test_unlabeled_exemplar_pixels_take_their_share_as_unlabeled():
 
 
 def test_the_legend_names_and_colors_each_class_present_once_unlabeled_last():
-    sky, sea = (int(CLASS_INDEX_OF_VALUE[category(name).label_value]) for name in ("sky-other", "sea"))
+    sky, sea = (int(VALUE_TO_INDEX[category(name).label_value]) for name in ("sky-other", "sea"))
     target = np.array([[sea, UNLABELED_INDEX]], dtype=np.uint8)
     exemplar = np.array([[sky, sea]], dtype=np.uint8)
     shown = legend(target, exemplar)

@@ -30,7 +30,7 @@ from einops import einsum
 from matplotlib import colormaps
 
 from egsynth.data.cocostuff import CATEGORIES
-from egsynth.data.datasets import UNLABELED_INDEX
+from egsynth.data.encoding import UNLABELED_INDEX
 from egsynth.evaluation.figures import HEAT_MAP, PALETTE
 from egsynth.io import DEFAULT_MAX_IMAGE_SIDE, BadInput, check_image_file
 from egsynth.models.msca import AttentionRecord
