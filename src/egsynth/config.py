@@ -218,7 +218,9 @@ class TrainConfig(_Section):
     """Weight of a pixel L1 term |x̂ - x| added to L_spade. Not in the paper (0 there): it stands in for
     the color signal an ImageNet VGG gives the perceptual loss, which a random VGG (offline) lacks."""
     lambda_kl: float = Field(0.05, ge=0)
-    """Weight of the KL term of the spade_vae baseline (SPADE: 0.05)."""
+    """Weight of the spade_vae baseline's KL term, which is KL(q(z | x2) || N(0, I)) summed over the latent
+    dimensions and over the whole batch of `batch_size` (SPADE's KLDLoss weighted by its lambda_kld: 0.05).
+    Per sample it weighs lambda_kl * batch_size against the other terms, which are batch means."""
     ndf: int = Field(64, ge=1)
     """Discriminator width."""
     num_discriminators: int = Field(2, ge=1)
