@@ -235,11 +235,15 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
 
 def parameter_counts(generator: Generator) -> dict[str, int]:
     """Trainable parameters per component (the frozen VGG-19 listed apart), for the README's table."""
-    components: dict[str, nn.Module] = {"label_encoder (W_c)": generator.label_encoder}
-    if generator.variant == "spade_vae":
-        components["style_encoder (VAE)"] = generator.style_encoder
-    else:
-        components |= {"image_encoder (W_x)": generator.image_encoder.projections, "alignment": generator.aligners}
+    vae = generator.variant == "spade_vae"
+    components: dict[str, nn.Module] = (
+        {"style_encoder (VAE)": generator.style_encoder}
+        if vae
+        else {"image_encoder (W_x)": generator.image_encoder.projections}
+    )
+    components["label_encoder (W_c)"] = generator.label_encoder
+    if not vae:
+        components["alignment"] = generator.aligners
     components["synthesis (SPADE)"] = generator.synthesis
     counts = {
         name: sum(p.numel() for p in module.parameters() if p.requires_grad) for name, module in components.items()
