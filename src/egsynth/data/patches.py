@@ -94,12 +94,11 @@ def sample_pairs(
     if 2 * crop_size > image_size:
         raise ValueError(f"two {crop_size} px crops do not fit side by side in {image_size} px")
     span = image_size - crop_size  # corners along an axis: 0..span
-    separation = crop_size
-    slack = span - separation
+    slack = span - crop_size  # room along the axis once the crops lie crop_size apart
     rows = np.arange(count)
     axis = rng.integers(0, 2, count)  # 0: vertical (y), 1: horizontal (x)
     low, high = np.sort(rng.integers(0, slack + 1, (count, 2)), axis=1).T  # [count] each
-    high = high + separation
+    high = high + crop_size
     target_first = rng.integers(0, 2, count).astype(bool)
     across = rng.integers(0, span + 1, (count, 2))  # [count, (target, exemplar)]
     target = np.empty((count, 2), dtype=np.int64)

@@ -6,7 +6,7 @@ Three steps, one scale i = 0..L at a time (finest first):
 2. alignment: F_x1^(i) from (F_x2^(i), F_c2^(i), F_c1^(i)), by MSCA (Eq. 4-8) or an ablation;
 3. synthesis: SPADE residual blocks normalized by [F_x1^(i), F_c1^(i)] (Sec. 3.3, appendix E).
 
-Variants (Sec. 4 "Ablation Study", "Comparative Methods"), all with the same synthesis network:
+Variants (Sec. 4 "Ablation Study", "Comparative Methods"), all but `spade_vae` with the same synthesis network:
 `full`; `no_fm` (gate fixed to 1); `no_global` (the `full` network, trained without the global
 task); `gap` (global average pooling of F_x2); `no_att` (one-hot label maps as attention);
 `full_attention` (dense cross-attention correspondence, CoCosNet-style).
