@@ -1,11 +1,13 @@
 """Stage `train@VARIANT`: GAN training of one generator variant (Eq. 11-12, appendix F).
 
 Phase 1 trains on the patch cross-reconstruction rows only; phase 2 on enlarged patches plus global
-self-reconstruction (`no_global`: more phase-1 rows instead). MSCA variants start from the
-`pretrain` stage's weights. Writes `models/VARIANT/generator.pt`, the loss curves
-`plots/train/VARIANT.csv`, the finest MSCA's attention statistics at each checkpoint
-`plots/attention/VARIANT.csv` (step, entropy, label_match; no rows without MSCA, and only the
-checkpoints of this run after a resume) and a resumable checkpoint under
+self-reconstruction (`no_global`: more phase-1 rows instead). `spade_vae`, the paper's SPADE_VAE
+baseline, trains on the same rows with each exemplar replaced by its own target (self-reconstruction
+only, as SPADE trains its VAE). MSCA variants start from the `pretrain` stage's weights.
+
+Writes `models/VARIANT/generator.pt`, the loss curves `plots/train/VARIANT.csv`, the finest MSCA's
+attention statistics at each checkpoint `plots/attention/VARIANT.csv` (step, entropy, label_match;
+no rows without MSCA, and only the checkpoints of this run after a resume) and a resumable checkpoint under
 `models/VARIANT/checkpoints/` (kept across runs), named by the params and the md5s of every dep in
 dvc.yaml, code, data and `models/pretrain.pt` alike (see `egsynth.training.checkpoint`): a run
 resumes only the checkpoint of the same params and deps, and deletes the others. Multi-GPU:
@@ -22,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from egsynth.config import Params
 from egsynth.data.datasets import PairDataset
-from egsynth.data.patches import patch_self_reconstruction_rows, phase_rows, read_manifests
+from egsynth.data.patches import phase_rows, read_manifests, self_reconstruction_rows
 from egsynth.evaluation.guidance import ATTENTION_STATISTICS, attention_probe
 from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
@@ -42,7 +44,7 @@ PRETRAINED = Path("models/pretrain.pt")
 def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> list[EpochData]:
     """The datasets of every epoch, phase 1 then phase 2. Phase 1's first `train.warmup_epochs` train
     without D, on the cross task and self-reconstruction of the same target patches (Eq. 10 at patch
-    size; not for `no_global`)."""
+    size; not for `no_global`). `spade_vae` reconstructs every target from itself, warm-up included."""
     tables = read_manifests(manifests)
     scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
     sizes = {
@@ -51,14 +53,15 @@ def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> 
         "cache_size": len(scenes),
     }
     use_global = variant != "no_global"
+    self_only = variant == "spade_vae"
     epochs = []
     for phase, count in ((1, params.train.phase1_epochs), (2, params.train.phase2_epochs)):
-        rows = phase_rows(tables, phase=phase, use_global=use_global)
+        rows = phase_rows(tables, phase=phase, use_global=use_global, self_reconstruction=self_only)
         for epoch in sorted(rows["cross"]["epoch"].unique())[:count]:
             datasets = {task: PairDataset(r[r["epoch"] == epoch], scenes, parsed, **sizes) for task, r in rows.items()}
             adversarial = len(epochs) >= params.train.warmup_epochs  # phase 1 comes first
-            if not adversarial and use_global:
-                own = patch_self_reconstruction_rows(rows["cross"][rows["cross"]["epoch"] == epoch])
+            if not adversarial and use_global and not self_only:  # spade_vae's cross rows are these already
+                own = self_reconstruction_rows(rows["cross"][rows["cross"]["epoch"] == epoch])
                 datasets["global"] = PairDataset(own, scenes, parsed, **sizes)
             epochs.append(EpochData(cross=datasets["cross"], global_=datasets.get("global"), adversarial=adversarial))
     return epochs

@@ -118,3 +118,13 @@ def test_images_of_different_sizes_are_rejected():
         correspondence(scene(1), scene(1, size=48))
     with pytest.raises(ValueError, match="uint8"):
         correspondence(scene(1).astype(np.float32), scene(1))
+
+
+def test_candidates_get_the_same_flow_and_energy_in_any_chunk():
+    target = scene(3)
+    candidates = [scene(seed) for seed in (4, 5, 6, 7, 8)]
+    whole = rank_candidates(target, candidates, levels=2)
+    for chunk in (1, 2):
+        chunked = rank_candidates(target, candidates, levels=2, chunk=chunk)
+        assert [c.energy for c in chunked] == [c.energy for c in whole]
+        assert all(np.array_equal(a.flow, b.flow) for a, b in zip(chunked, whole, strict=True))

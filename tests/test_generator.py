@@ -79,6 +79,22 @@ def test_unknown_variant_is_refused_by_name():
         build_generator("fancy", TINY, num_classes=TINY_CLASSES)
 
 
+def test_spade_vae_takes_the_exemplar_only_through_its_style_code(monkeypatch):
+    """SPADE's VAE mode: x2 -> (mu, logvar) -> z -> fc -> the first feature map; c̃2 is not read."""
+    generator = build_generator("spade_vae", TINY, num_classes=TINY_CLASSES).eval()
+    assert not hasattr(generator, "aligners") and not hasattr(generator, "image_encoder")
+    assert generator.synthesis.condition_channels == [TINY.label_channels] * (TINY.num_scales + 1)
+    c1, x2, c2 = inputs(TINY_CLASSES, 32, seed=0)
+    _, x3, c3 = inputs(TINY_CLASSES, 32, seed=5)
+    with torch.no_grad():
+        first, second = generator(c1, x2, c2), generator(c1, x3, c3)
+        assert (first.image - second.image).abs().mean() > 1e-4, "another exemplar, another style code"
+        torch.testing.assert_close(generator(c1, x2, c3).image, first.image)  # the parsed labels play no part
+        code = generator.style_encoder(x2)
+        monkeypatch.setattr(generator.style_encoder, "forward", lambda image: code)
+        torch.testing.assert_close(generator(c1, x3, c3).image, first.image)  # the same z, the same image
+
+
 def test_no_fm_differs_from_full_only_by_the_gate():
     full = build_generator("full", TINY, num_classes=TINY_CLASSES).eval()
     no_fm = build_generator("no_fm", TINY, num_classes=TINY_CLASSES).eval()

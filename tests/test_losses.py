@@ -171,7 +171,7 @@ def test_generator_objective_weights_every_term_by_the_task_and_its_lambda():
         lambda_kl=5.0,
     )
     assert list(terms) == list(GENERATOR_TERMS)
-    expected = {"g_gan": -0.5, "g_feat": 2.0, "g_vgg": 3.0 * sum(WEIGHTS), "g_l1": 4.0, "g_kl": 5.0 * 1.5}
+    expected = {"g_gan": -0.5, "g_feat": 2.0, "g_vgg": 3.0 * sum(WEIGHTS), "g_l1": 4.0, "g_kl": 5.0 * 2 * 1.5}
     assert {k: v.item() for k, v in terms.items()} == pytest.approx({k: 0.5 * v for k, v in expected.items()})
 
 
@@ -187,7 +187,7 @@ def test_a_warmup_generator_objective_without_d_has_only_the_l1_and_kl_terms():
         lambda_l1=4.0,
         lambda_kl=1.0,
     )
-    assert {k: v.item() for k, v in terms.items()} == {"g_gan": 0, "g_feat": 0, "g_vgg": 0, "g_l1": 4.0, "g_kl": 1.5}
+    assert {k: v.item() for k, v in terms.items()} == {"g_gan": 0, "g_feat": 0, "g_vgg": 0, "g_l1": 4.0, "g_kl": 3.0}
 
 
 def test_discriminator_objective_is_the_weighted_real_and_fake_terms():
@@ -237,17 +237,20 @@ def test_kl_is_zero_for_the_standard_normal_and_positive_otherwise():
     assert kl_loss(zeros, torch.full((3, 8), -1.0)).item() > 0
 
 
-def test_kl_matches_the_closed_form_summed_over_dims_and_averaged_over_the_batch():
+def test_kl_matches_the_closed_form_summed_over_dims_and_over_the_batch_as_spade():
     # one dimension: KL(N(mu, s^2) || N(0, 1)) = (mu^2 + s^2 - 1 - log s^2) / 2
     mu = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     logvar = torch.tensor([[0.0, math.log(2.0), 0.0], [0.0, 0.0, 0.0]])
     per_sample = [(1 + 1 - 1 - 0) / 2 + (0 + 2 - 1 - math.log(2.0)) / 2, 0.0]
-    assert kl_loss(mu, logvar).item() == pytest.approx(sum(per_sample) / 2)
+    assert kl_loss(mu, logvar).item() == pytest.approx(sum(per_sample))
 
 
-def test_kl_is_independent_of_batch_size():
+def test_kl_grows_with_the_batch_and_the_shards_of_a_ddp_batch_average_to_the_whole_batch_sum():
     mu, logvar = torch.randn(1, 5), torch.randn(1, 5)
-    torch.testing.assert_close(kl_loss(mu.repeat(4, 1), logvar.repeat(4, 1)), kl_loss(mu, logvar))
+    torch.testing.assert_close(kl_loss(mu.repeat(4, 1), logvar.repeat(4, 1)), 4 * kl_loss(mu, logvar))
+    mu, logvar = torch.randn(6, 5), torch.randn(6, 5)
+    shards = [kl_loss(mu[i : i + 2], logvar[i : i + 2], batch_size=6) for i in (0, 2, 4)]  # 3 ranks of 2
+    torch.testing.assert_close(torch.stack(shards).mean(), kl_loss(mu, logvar))
 
 
 def test_vgg_loss_rejects_a_layers_callable_with_the_wrong_depth():

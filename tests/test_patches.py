@@ -8,10 +8,11 @@ from egsynth.data.patches import (
     TABLES,
     build_manifests,
     patch_rows,
-    patch_self_reconstruction_rows,
     phase_rows,
     read_manifests,
     sample_pairs,
+    sample_random_crops,
+    self_reconstruction_rows,
     write_manifests,
 )
 from egsynth.data.source import DatasetError
@@ -80,19 +81,34 @@ def test_collision_avoidance_separates_along_both_axes():
     assert len(np.unique(target, axis=0)) > 100, "positions vary"
 
 
-def test_enlarged_crops_stay_inside_and_overlap_as_little_as_the_image_allows(tables):
+def test_enlarged_crops_lie_at_random_positions_inside_the_image_that_vary_with_the_seed(tables):
     rows = tables["enlarged"]
     target, exemplar = boxes(rows, "target"), boxes(rows, "exemplar")
-    assert (target[:, 2] == 40).all() and inside(target, 64) and inside(exemplar, 64)
-    # two 40-crops do not fit in 64: along the avoidance axis they sit at 0 and 24, overlapping by 16
-    assert (overlap(target, exemplar).min(axis=1) == 2 * 40 - 64).all()
-    for seed in range(20):  # the general rule for any size
-        for image_size, crop_size in SIZES:
-            t, e = sample_pairs(np.random.default_rng(seed), 30, image_size=image_size, crop_size=crop_size)
-            size = np.full((30, 1), crop_size)
-            t, e = np.hstack([t, size]), np.hstack([e, size])
-            assert inside(t, image_size) and inside(e, image_size)
-            assert (overlap(t, e).min(axis=1) == max(0, 2 * crop_size - image_size)).all()
+    assert (target[:, 2] == 40).all() and (exemplar[:, 2] == 40).all()
+    assert inside(target, 64) and inside(exemplar, 64)
+    corners = np.concatenate([target[:, :2], exemplar[:, :2]]).ravel()  # both sides, both axes
+    assert len(np.unique(corners)) > 10 and ((corners > 0) & (corners < 64 - 40)).any(), "not only the two ends"
+    other = build_manifests(scenes_table(), MANIFEST.model_copy(update={"seed": 4}), TRAIN, PRETRAIN)["enlarged"]
+    assert not np.array_equal(boxes(other, "target"), target) and not np.array_equal(boxes(other, "exemplar"), exemplar)
+    assert inside(boxes(other, "target"), 64) and inside(boxes(other, "exemplar"), 64)
+
+
+@pytest.mark.parametrize(("image_size", "crop_size"), [*SIZES, (512, 384)])
+def test_random_crops_stay_inside_and_reach_every_position(image_size, crop_size):
+    target, exemplar = sample_random_crops(np.random.default_rng(0), 3000, image_size=image_size, crop_size=crop_size)
+    size = np.full((3000, 1), crop_size)
+    assert inside(np.hstack([target, size]), image_size) and inside(np.hstack([exemplar, size]), image_size)
+    span = image_size - crop_size
+    if span <= 30:  # every corner 0..span drawn, for each side and axis
+        for corners in (target, exemplar):
+            assert all(set(corners[:, axis]) == set(range(span + 1)) for axis in (0, 1))
+    if span:
+        assert (target != exemplar).any(axis=1).mean() > 0.9, "the target's and the exemplar's are drawn apart"
+
+
+def test_collision_avoidance_refuses_crops_that_do_not_fit_twice():
+    with pytest.raises(ValueError, match="do not fit side by side"):
+        sample_pairs(np.random.default_rng(0), 4, image_size=64, crop_size=33)
 
 
 def test_global_rows_cover_the_whole_image_with_target_equal_to_exemplar(tables):
@@ -180,11 +196,24 @@ def test_no_train_scene_is_an_error():
         build_manifests(scenes_table(train=0), MANIFEST, TRAIN, PRETRAIN)
 
 
-def test_patch_self_reconstruction_rows_make_each_target_crop_its_own_exemplar(tables):
+def test_self_reconstruction_rows_make_each_target_crop_its_own_exemplar(tables):
     cross = phase_rows(tables, phase=1)["cross"]
-    own = patch_self_reconstruction_rows(cross)
+    own = self_reconstruction_rows(cross)
     for field in ("y", "x", "size"):
         assert (own[f"exemplar_{field}"] == cross[f"target_{field}"]).all()
         assert (own[f"target_{field}"] == cross[f"target_{field}"]).all()
     assert (own["flip_exemplar"] == cross["flip_target"]).all()
     assert (cross["exemplar_x"] != cross["target_x"]).any(), "the input rows are left as they were"
+
+
+@pytest.mark.parametrize("phase", [1, 2])
+def test_self_reconstruction_phase_rows_keep_every_target_and_make_it_the_exemplar(tables, phase):
+    crossing, own = phase_rows(tables, phase=phase), phase_rows(tables, phase=phase, self_reconstruction=True)
+    assert list(own) == list(crossing)
+    for task, rows in own.items():
+        pd.testing.assert_frame_equal(
+            rows[["image_id", "epoch", "task"]], crossing[task][["image_id", "epoch", "task"]]
+        )
+        np.testing.assert_array_equal(boxes(rows, "target"), boxes(crossing[task], "target"))
+        np.testing.assert_array_equal(boxes(rows, "exemplar"), boxes(rows, "target"))
+        assert (rows["flip_exemplar"] == rows["flip_target"]).all()

@@ -1,11 +1,18 @@
-"""Retrieval by label histogram intersection (Sec. 4, retrieving task; footnote 2's top-percentile pool)."""
+"""Retrieval by label histogram intersection (Sec. 4, retrieving task's top-N pool; footnote 2's user-study
+top-percentile pool)."""
 
 import numpy as np
 import pytest
 
 from egsynth.data import cocostuff
 from egsynth.data.encoding import UNLABELED_INDEX
-from egsynth.evaluation.retrieval import candidate_pool, choose_candidates, histogram_intersection, label_histogram
+from egsynth.evaluation.retrieval import (
+    choose_candidates,
+    histogram_intersection,
+    label_histogram,
+    percentile_pool,
+    top_n_pool,
+)
 
 INDEX = cocostuff.label_value_to_index()
 SKY, GRASS, SEA, ROAD = (INDEX[cocostuff.category(name).label_value] for name in ("sky-other", "grass", "sea", "road"))
@@ -70,15 +77,26 @@ def half_sky_half_grass() -> tuple[np.ndarray, np.ndarray]:
 def test_pool_maps_come_in_order_of_shared_sky_and_grass_ties_by_index(half_sky_half_grass):
     target, pool = half_sky_half_grass
     assert histogram_intersection(target, pool) == pytest.approx([0.0, 0.5, 1.0, 0.75, 0.5, 0.5])
-    assert candidate_pool(target, pool, percentile=100).tolist() == [2, 3, 1, 4, 5, 0]
+    assert percentile_pool(target, pool, percentile=100).tolist() == [2, 3, 1, 4, 5, 0]
 
 
 def test_excluded_entries_are_never_returned(half_sky_half_grass):
     target, pool = half_sky_half_grass
     exclude = np.zeros(len(POOL), dtype=bool)
     exclude[2] = True  # the target itself
-    assert candidate_pool(target, pool, percentile=100, exclude=exclude).tolist() == [3, 1, 4, 5, 0]
-    assert candidate_pool(target, pool, percentile=1, exclude=exclude).tolist() == [3]
+    assert percentile_pool(target, pool, percentile=100, exclude=exclude).tolist() == [3, 1, 4, 5, 0]
+    assert percentile_pool(target, pool, percentile=1, exclude=exclude).tolist() == [3]
+
+
+@pytest.mark.parametrize("size", [1, 3, 6, 9])
+def test_the_top_n_pool_is_the_n_greatest_intersections_best_first(half_sky_half_grass, size):
+    target, pool = half_sky_half_grass
+    ranked = [2, 3, 1, 4, 5, 0]  # intersections 1, 0.75, then 0.5 three times (by index), then 0
+    assert top_n_pool(target, pool, size=size).tolist() == ranked[:size]
+    exclude = np.arange(len(POOL)) == 2  # the target itself
+    assert top_n_pool(target, pool, size=size, exclude=exclude).tolist() == ranked[1:][:size]
+    with pytest.raises(ValueError, match="at least 1"):
+        top_n_pool(target, pool, size=0)
 
 
 @pytest.mark.parametrize(
@@ -88,7 +106,7 @@ def test_pool_size_follows_the_percentile_of_the_eligible_entries(percentile, ex
     rng = np.random.default_rng(0)
     pool = rng.dirichlet(np.ones(cocostuff.NUM_CLASSES), size=10)  # [10, C]
     exclude = np.arange(10) < excluded
-    chosen = candidate_pool(pool[0], pool, percentile=percentile, exclude=exclude)
+    chosen = percentile_pool(pool[0], pool, percentile=percentile, exclude=exclude)
     assert len(chosen) == size
     scores = histogram_intersection(pool[0], pool)
     left_out = np.setdiff1d(np.flatnonzero(~exclude), chosen)
@@ -96,20 +114,20 @@ def test_pool_size_follows_the_percentile_of_the_eligible_entries(percentile, ex
 
 
 @pytest.mark.parametrize("percentile", [0, -5, 100.5])
-def test_candidate_pool_rejects_a_percentile_outside_0_to_100(half_sky_half_grass, percentile):
+def test_percentile_pool_rejects_a_percentile_outside_0_to_100(half_sky_half_grass, percentile):
     target, pool = half_sky_half_grass
     with pytest.raises(ValueError, match="percentile"):
-        candidate_pool(target, pool, percentile=percentile)
+        percentile_pool(target, pool, percentile=percentile)
 
 
-def test_candidate_pool_rejects_mismatched_shapes(half_sky_half_grass):
+def test_percentile_pool_rejects_mismatched_shapes(half_sky_half_grass):
     target, pool = half_sky_half_grass
     with pytest.raises(ValueError, match="histograms"):
-        candidate_pool(target[:-1], pool, percentile=20)
+        percentile_pool(target[:-1], pool, percentile=20)
     with pytest.raises(ValueError, match="exclude"):
-        candidate_pool(target, pool, percentile=20, exclude=np.zeros(len(POOL) + 1, dtype=bool))
+        percentile_pool(target, pool, percentile=20, exclude=np.zeros(len(POOL) + 1, dtype=bool))
     with pytest.raises(ValueError, match="eligible"):
-        candidate_pool(target, pool, percentile=20, exclude=np.ones(len(POOL), dtype=bool))
+        percentile_pool(target, pool, percentile=20, exclude=np.ones(len(POOL), dtype=bool))
 
 
 def test_choose_candidates_is_a_seeded_subset_in_pool_order():

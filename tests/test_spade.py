@@ -122,3 +122,23 @@ def test_synthesis_rejects_a_condition_of_the_wrong_width():
     network = SynthesisNetwork(condition_channels=[3, 4], ngf=2, norm="instance", hidden=4)
     with pytest.raises(AssertionError, match=r"conditions\[1\]"):
         network([torch.randn(1, 3, 8, 8), torch.randn(1, 5, 4, 4)])
+
+
+def test_vae_mode_starts_from_the_style_code_through_a_linear_layer_for_any_size():
+    """SPADE's `use_vae`: the first feature map is fc(z); the conditions only modulate it."""
+    torch.manual_seed(0)
+    channels = [3, 4, 5]
+    network = SynthesisNetwork(condition_channels=channels, ngf=2, norm="instance", hidden=4, style_dim=6).eval()
+    assert isinstance(network.head, nn.Linear) and network.head.in_features == 6
+    conditions = conditions_for(36, 20, channels)
+    z, other = torch.randn(2, 6), torch.randn(2, 6)
+    with torch.no_grad():
+        image = network(conditions, z=z)
+        assert image.shape == (2, 3, 36, 20) and image.abs().max() <= 1
+        torch.testing.assert_close(network(conditions, z=z), image)
+        assert (network(conditions, z=other) - image).abs().mean() > 1e-4, "the style code changes the image"
+        assert network(conditions_for(8, 8, channels), z=z).shape == (2, 3, 8, 8), "coarsest 2 x 2 < the grid"
+    with pytest.raises(AssertionError, match="VAE mode needs z"):
+        network(conditions)
+    with pytest.raises(AssertionError, match="z is for VAE mode"):
+        SynthesisNetwork(condition_channels=channels, ngf=2, hidden=4)(conditions, z=z)

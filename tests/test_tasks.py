@@ -24,7 +24,7 @@ from egsynth.evaluation.tasks import (
 )
 
 SIZE = 32
-CONFIG = TasksConfig(seed=0, max_scenes=None, pool_percentile=50, num_candidates=3, correspondence_levels=2)
+CONFIG = TasksConfig(seed=0, max_scenes=None, retrieval_pool_size=3, correspondence_levels=2)
 
 
 @pytest.fixture(scope="module")
@@ -97,24 +97,48 @@ def test_swap_with_own_style_reproduces_the_scene(dataset):
     assert np.abs(own.astype(int) - stored.astype(int)).mean() < 3  # JPEG quality 95
 
 
-def test_retrieving_picks_the_lowest_energy_candidate_from_the_top_of_the_pool(built):
+def intersections_with_the_train_split(scenes: pd.DataFrame, image_id: int) -> pd.Series:
+    """Label-histogram intersection of the target with every training image, by image id."""
+    labels = scenes.set_index("image_id")["label_path"]
+    train_ids = sorted(scenes.loc[scenes["split"] == "train", "image_id"])
+    target = label_histogram(read_label_indices(labels.loc[image_id], SIZE))
+    pool = np.stack([label_histogram(read_label_indices(labels.loc[i], SIZE)) for i in train_ids])
+    return pd.Series(histogram_intersection(target, pool), index=train_ids)
+
+
+def check_the_lowest_energy_is_chosen(group: pd.DataFrame, cases: pd.DataFrame, image_id: int) -> None:
+    chosen = group[group["chosen"]]
+    assert len(chosen) == 1 and chosen["energy"].iloc[0] == group["energy"].min()
+    case = cases[(cases["task"] == "retrieving") & (cases["image_id"] == image_id)].iloc[0]
+    assert case["exemplar_id"] == chosen["candidate_id"].iloc[0]
+
+
+def test_retrieving_ranks_the_n_greatest_intersections_and_picks_the_lowest_energy(built):
+    """Sec. 4: a pool of the greatest label-histogram intersections, the best match by SIFT Flow's energy."""
     scenes, _, _, cases, candidates = built
     retrieving = candidates[candidates["task"] == "retrieving"]
-    train_ids = set(scenes.loc[scenes["split"] == "train", "image_id"])
-    for image_id, group in retrieving.groupby("image_id"):
-        assert len(group) == CONFIG.num_candidates
-        assert set(group["candidate_id"]) <= train_ids
-        chosen = group[group["chosen"]]
-        assert len(chosen) == 1 and chosen["energy"].iloc[0] == group["energy"].min()
-        case = cases[(cases["task"] == "retrieving") & (cases["image_id"] == image_id)].iloc[0]
-        assert case["exemplar_id"] == chosen["candidate_id"].iloc[0]
+    for image_id, group in retrieving.groupby("image_id", sort=False):
+        assert len(group) == CONFIG.retrieval_pool_size and group["candidate_id"].is_unique
+        assert group["intersection"].is_monotonic_decreasing, "the pool in order of intersection"
+        every = intersections_with_the_train_split(scenes, image_id)
+        np.testing.assert_allclose(group["intersection"], every.loc[group["candidate_id"]])
+        assert group["intersection"].min() >= every.drop(group["candidate_id"]).max() - 1e-12, "the N greatest"
+        assert group["energy"].notna().all(), "every member ranked"
+        check_the_lowest_energy_is_chosen(group, cases, image_id)
 
-        # every candidate lies in the top 50 percent of the pool by label-histogram intersection
-        labels = scenes.set_index("image_id")["label_path"]
-        target = label_histogram(read_label_indices(labels.loc[image_id], SIZE))
-        pool = np.stack([label_histogram(read_label_indices(labels.loc[i], SIZE)) for i in sorted(train_ids)])
-        threshold = np.percentile(histogram_intersection(target, pool), 50)
-        assert (group["intersection"] >= threshold - 1e-9).all()
+
+def test_the_user_study_setting_draws_its_candidates_from_the_top_percentile(dataset, tmp_path):
+    """Footnote 2: exemplars from the top 20 percentile (here 50), drawn with the seed, then ranked."""
+    scenes, _ = dataset
+    config = CONFIG.model_copy(
+        update={"retrieval_pool": "user_study_percentile", "pool_percentile": 50, "num_candidates": 3}
+    )
+    cases, candidates = build_tasks(scenes, None, None, tmp_path, config=config, image_size=SIZE, recorded_dir=tmp_path)
+    for image_id, group in candidates.groupby("image_id"):
+        assert len(group) == config.num_candidates
+        every = intersections_with_the_train_split(scenes, image_id)
+        assert (group["intersection"] >= np.percentile(every, 50) - 1e-9).all()
+        check_the_lowest_energy_is_chosen(group, cases, image_id)
 
 
 def test_retrieving_ground_truth_is_color_corrected_toward_the_exemplar(built):

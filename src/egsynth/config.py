@@ -233,7 +233,9 @@ class TrainConfig(_Section):
     """Weight of a pixel L1 term |x̂ - x| added to L_spade. Not in the paper (0 there): it stands in for
     the color signal an ImageNet VGG gives the perceptual loss, which a random VGG (offline) lacks."""
     lambda_kl: float = Field(0.05, ge=0)
-    """Weight of the KL term of the spade_vae baseline (SPADE: 0.05)."""
+    """Weight of the spade_vae baseline's KL term, which is KL(q(z | x2) || N(0, I)) summed over the latent
+    dimensions and over the whole batch of `batch_size` (SPADE's KLDLoss weighted by its lambda_kld: 0.05).
+    Per sample it weighs lambda_kl * batch_size against the other terms, which are batch means."""
     ndf: int = Field(64, ge=1)
     """Discriminator width."""
     num_discriminators: int = Field(2, ge=1)
@@ -255,15 +257,24 @@ class TrainConfig(_Section):
 
 class TasksConfig(_Section):
     seed: int = 0
-    """Seed of the test-scene subset, the retrieval candidates and the swap partners (and, in `evaluate`
-    and `baselines`, of the other exemplars behind the swap task's exemplar gain)."""
+    """Seed of the test-scene subset, the user study's retrieval candidates and the swap partners (and, in
+    `evaluate` and `baselines`, of the other exemplars behind the swap task's exemplar gain)."""
     max_scenes: int | None = Field(240, ge=2)
     """Test scenes evaluated, a seeded subset (null: all). Each gives one case per task."""
+    retrieval_pool: Literal["top_n", "user_study_percentile"] = "top_n"
+    """Retrieving's exemplar search. `top_n`, the retrieving task of Sec. 4: the `retrieval_pool_size`
+    training images of greatest label-histogram intersection with the target, every one ranked by the
+    dense correspondence energy (SIFT Flow's role), the lowest chosen. `user_study_percentile`, the
+    user study's setting (footnote 2): `num_candidates` drawn with the seed from the top
+    `pool_percentile` percent, then ranked the same way."""
+    retrieval_pool_size: int = Field(8, ge=1)
+    """`top_n`: N, the images of greatest intersection ranked by correspondence energy (not given in the
+    paper; each costs one correspondence per case)."""
     pool_percentile: float = Field(20.0, gt=0, le=100)
-    """Retrieving: the training images in this top percentile of label-histogram intersection with
-    the target form the pool (Sec. 4, footnote 2: top 20 percentile)."""
+    """`user_study_percentile`: the pool is the training images in this top percentile of label-histogram
+    intersection with the target (footnote 2: top 20 percentile)."""
     num_candidates: int = Field(8, ge=1)
-    """Retrieving: candidates drawn from the pool and ranked by the dense correspondence energy."""
+    """`user_study_percentile`: candidates drawn from the pool and ranked by the correspondence energy."""
     correspondence_levels: int = Field(3, ge=1)
     """Pyramid levels of the coarse-to-fine dense SIFT correspondence (SIFT Flow's role)."""
     correspondence_radius: int = Field(3, ge=1)

@@ -9,8 +9,9 @@
 - `gram_matrix`, `style_loss`: Gatys et al. [9], the L_style metric of Table 1 (also usable as a loss).
 - `kl_loss`: the KL term of the SPADE_VAE baseline [38].
 
-Every loss is a mean over the batch (never a sum), so that a DDP step, which averages gradients over
-ranks, equals the single-process step on the whole batch. Pure functions: no training loop here.
+Every loss is a mean over the batch, so that a DDP step, which averages gradients over ranks, equals
+the single-process step on the whole batch; the one sum, SPADE's KL over the batch, is written as the
+global batch size times a mean for the same reason. Pure functions: no training loop here.
 
 References: Park et al., SPADE [38]; Wang et al., pix2pixHD; Lim & Ye, Geometric GAN (hinge loss);
 Gatys et al., "Image style transfer using convolutional neural networks" [9]; Kingma & Welling (VAE).
@@ -149,7 +150,8 @@ def generator_objective(
     lambda_feat: float = 10.0,  # feature matching in L_spade (SPADE: 10)
     lambda_vgg: float = 10.0,  # VGG perceptual loss in L_spade (SPADE: 10)
     lambda_l1: float = 0.0,  # pixel L1, not in the paper (0 there)
-    lambda_kl: float = 0.0,  # KL of the spade_vae baseline (SPADE: 0.05)
+    lambda_kl: float = 0.0,  # KL of the spade_vae baseline, on the KL summed over the batch (SPADE: 0.05)
+    batch_size: int | None = None,  # the global batch the KL sums over (DDP: all ranks'); None: this batch
 ) -> dict[str, Tensor]:
     """G's side of Eq. 11 for one task: adv_G(D(x̂, ...)) + L_spade(x̂, x), plus pixel L1 and KL.
 
@@ -167,7 +169,7 @@ def generator_objective(
     if lambda_l1 > 0:
         terms["g_l1"] = task_weight * lambda_l1 * F.l1_loss(fake, real)
     if mu is not None and logvar is not None and lambda_kl > 0:
-        terms["g_kl"] = task_weight * lambda_kl * kl_loss(mu, logvar)
+        terms["g_kl"] = task_weight * lambda_kl * kl_loss(mu, logvar, batch_size=batch_size)
     return terms
 
 
@@ -214,14 +216,15 @@ def style_loss(layers_fake: list[Tensor], layers_real: list[Tensor]) -> Tensor:
 # SPADE_VAE baseline
 
 
-def kl_loss(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)).
+def kl_loss(mu: Tensor, logvar: Tensor, *, batch_size: int | None = None) -> Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)), SPADE's KLDLoss.
 
-    Summed over the latent dimensions and averaged over the batch (mu, logvar [B, D]). SPADE sums
-    over the batch too and weights the term by lambda_kl = 0.05; the mean keeps the loss
-    independent of the batch size and of how DDP splits it. To match SPADE's weighting at batch
-    size B, use lambda_kl = 0.05 * B.
+    Summed over the latent dimensions and over the batch (mu, logvar [B, D]), as SPADE sums it before
+    weighting it by lambda_kld = 0.05. Under DDP each rank holds a shard of the global batch and the
+    gradients are averaged over ranks, so the sum over the global batch is computed as `batch_size`
+    (the global batch size) times the shard's mean; None takes this batch's size, a plain sum.
     """
     assert mu.shape == logvar.shape and mu.dim() >= 1, f"mu {tuple(mu.shape)} and logvar {tuple(logvar.shape)}"
     per_sample = rearrange(1 + logvar - mu.pow(2) - logvar.exp(), "b ... -> b (...)")  # [B, D]
-    return -0.5 * per_sample.sum(dim=1).mean()
+    samples = mu.shape[0] if batch_size is None else batch_size
+    return -0.5 * per_sample.sum(dim=1).mean() * samples

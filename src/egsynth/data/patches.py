@@ -12,16 +12,15 @@ Tables (one row per train scene and epoch; rows of an epoch in a seeded random o
   (exemplar), for `phase1_epochs + phase2_epochs` epochs: phase 1 trains on the first ones, and the
   `no_global` variant, which has no global rows and no enlarged patches, trains phase 2 on the rest.
 - `enlarged` (appendix F): phase-2 cross rows with `enlarged_patch_size` crops that the dataset
-  resizes to `patch_size`.
+  resizes to `patch_size`, each crop at a uniformly random position inside the image.
 - `global` (Eq. 10): phase-2 self-reconstruction rows, target = exemplar = the whole global image.
 
-"Random collision avoidance in horizontal direction or vertical direction" (appendix F): per row an
-axis is drawn, and along it the two crops are placed apart, in random order and at random offsets;
-across it each crop is placed independently. Two enlarged crops do not fit side by side when
-2 * enlarged_patch_size > image_size (the paper's 384 in 512, the default 96 in 128): they are then
-placed at the two ends of the axis, which gives the smallest overlap the image allows (a band of
-2 * size - image_size along that axis), so the exemplar shows as little of the target as possible
-and the task stays cross-reconstruction rather than copying. Flips (appendix F) are drawn for the
+"Random collision avoidance in horizontal direction or vertical direction" (appendix F, the first 20
+epochs): per row an axis is drawn, and along it the two crops are placed apart, in random order and
+at random offsets; across it each crop is placed independently. In the next 20 epochs appendix F
+"randomly crop[s] 384x384 patches from the 512x512 global image": two such crops cannot lie apart
+(2 * 384 > 512), so the enlarged rows draw each crop's corner uniformly over the positions that keep
+it inside, the target's and the exemplar's independently. Flips (appendix F) are drawn for the
 target and the exemplar independently; a global row has one flag for both.
 
 Epoch e of a table draws from `numpy.random.default_rng([seed, table, e])`, so a table's epochs do
@@ -30,6 +29,7 @@ not depend on how many epochs follow (changing `phase2_epochs` keeps the phase-1
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,10 @@ TABLES = ("pretrain", "patches", "enlarged", "global")
 
 _STREAM = {name: index for index, name in enumerate(TABLES)}
 """The random stream of each table (the second word of its seed)."""
+
+Sampler = Callable[..., tuple[np.ndarray, np.ndarray]]
+"""(rng, count, *, image_size, crop_size) -> target and exemplar corners [count, 2]: `sample_pairs` or
+`sample_random_crops`."""
 
 COLUMNS = {
     "image_id": "int64",
@@ -81,19 +85,20 @@ def sample_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-left corners (y, x) of `count` target and exemplar crops with collision avoidance.
 
-    Along a random axis per pair the crops are `min(crop_size, image_size - crop_size)` or more apart
-    (no overlap whenever two crops fit side by side, else the least overlap); across it they are free.
+    Along a random axis per pair the crops are `crop_size` or more apart, so they never overlap;
+    across it they are free. Two crops must fit side by side (2 * crop_size <= image_size).
 
     Returns:
         target [count, 2] and exemplar [count, 2] int64 corners, each crop inside the image.
     """
+    if 2 * crop_size > image_size:
+        raise ValueError(f"two {crop_size} px crops do not fit side by side in {image_size} px")
     span = image_size - crop_size  # corners along an axis: 0..span
-    separation = min(crop_size, span)
-    slack = span - separation
+    slack = span - crop_size  # room along the axis once the crops lie crop_size apart
     rows = np.arange(count)
     axis = rng.integers(0, 2, count)  # 0: vertical (y), 1: horizontal (x)
     low, high = np.sort(rng.integers(0, slack + 1, (count, 2)), axis=1).T  # [count] each
-    high = high + separation
+    high = high + crop_size
     target_first = rng.integers(0, 2, count).astype(bool)
     across = rng.integers(0, span + 1, (count, 2))  # [count, (target, exemplar)]
     target = np.empty((count, 2), dtype=np.int64)
@@ -103,6 +108,19 @@ def sample_pairs(
     target[rows, 1 - axis] = across[:, 0]
     exemplar[rows, 1 - axis] = across[:, 1]
     return target, exemplar
+
+
+def sample_random_crops(
+    rng: np.random.Generator, count: int, *, image_size: int, crop_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners (y, x) of `count` target and exemplar crops, each uniform over 0..image_size - crop_size
+    per axis and independent of the other (appendix F's random phase-2 crops).
+
+    Returns:
+        target [count, 2] and exemplar [count, 2] int64 corners, each crop inside the image.
+    """
+    corners = rng.integers(0, image_size - crop_size + 1, (2, count, 2))  # [(target, exemplar), count, (y, x)]
+    return corners[0], corners[1]
 
 
 def _table(columns: dict[str, np.ndarray | int | str]) -> pd.DataFrame:
@@ -115,10 +133,17 @@ def _empty() -> pd.DataFrame:
 
 
 def _cross_epoch(
-    image_ids: np.ndarray, rng: np.random.Generator, *, epoch: int, phase: int, crop_size: int, manifest: ManifestConfig
+    image_ids: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    epoch: int,
+    phase: int,
+    crop_size: int,
+    manifest: ManifestConfig,
+    sampler: Sampler,
 ) -> pd.DataFrame:
     count = len(image_ids)
-    target, exemplar = sample_pairs(rng, count, image_size=manifest.image_size, crop_size=crop_size)
+    target, exemplar = sampler(rng, count, image_size=manifest.image_size, crop_size=crop_size)
     flips = rng.random((count, 2)) < 0.5  # drawn even without flips, so `flip` does not move the boxes
     flips &= manifest.flip
     order = rng.permutation(count)
@@ -165,14 +190,19 @@ def _global_epoch(
 
 
 def _cross_table(
-    scenes: pd.DataFrame, manifest: ManifestConfig, *, table: str, phases: dict[int, int], crop_size: int
+    scenes: pd.DataFrame,
+    manifest: ManifestConfig,
+    *,
+    table: str,
+    phases: dict[int, int],
+    crop_size: int,
+    sampler: Sampler = sample_pairs,
 ) -> pd.DataFrame:
-    """Cross rows of `crop_size` pairs for each epoch -> phase of `phases`."""
+    """Cross rows of `crop_size` pairs placed by `sampler` for each epoch -> phase of `phases`."""
     ids = train_image_ids(scenes)
+    options = {"crop_size": crop_size, "manifest": manifest, "sampler": sampler}
     epochs = [
-        _cross_epoch(
-            ids, _rng(manifest.seed, table, epoch), epoch=epoch, phase=phase, crop_size=crop_size, manifest=manifest
-        )
+        _cross_epoch(ids, _rng(manifest.seed, table, epoch), epoch=epoch, phase=phase, **options)
         for epoch, phase in phases.items()
     ]
     return pd.concat(epochs, ignore_index=True) if epochs else _empty()
@@ -199,9 +229,11 @@ def patch_rows(
 def enlarged_rows(
     scenes: pd.DataFrame, manifest: ManifestConfig, *, phase1_epochs: int, phase2_epochs: int
 ) -> pd.DataFrame:
-    """Appendix F: phase-2 cross pairs of `enlarged_patch_size` crops (resized to `patch_size` when read)."""
+    """Appendix F: phase-2 cross pairs of `enlarged_patch_size` crops at random positions (resized to
+    `patch_size` when read)."""
     phases = dict.fromkeys(range(phase1_epochs, phase1_epochs + phase2_epochs), 2)
-    return _cross_table(scenes, manifest, table="enlarged", phases=phases, crop_size=manifest.enlarged_patch_size)
+    size = manifest.enlarged_patch_size
+    return _cross_table(scenes, manifest, table="enlarged", phases=phases, crop_size=size, sampler=sample_random_crops)
 
 
 def global_rows(
@@ -229,25 +261,36 @@ def build_manifests(
     }
 
 
-def phase_rows(tables: dict[str, pd.DataFrame], *, phase: int, use_global: bool = True) -> dict[str, pd.DataFrame]:
+def phase_rows(
+    tables: dict[str, pd.DataFrame], *, phase: int, use_global: bool = True, self_reconstruction: bool = False
+) -> dict[str, pd.DataFrame]:
     """The rows of one training phase, by task: phase 1 {"cross"}; phase 2 {"cross", "global"}, or {"cross"}
     of non-overlapping patches when `use_global` is False (the `no_global` variant). Phase 2's cross and
-    global rows have one row per scene and epoch each, so a step can take a batch of both (Eq. 11)."""
+    global rows have one row per scene and epoch each, so a step can take a batch of both (Eq. 11).
+
+    `self_reconstruction`: every row's exemplar is its own target crop (`self_reconstruction_rows`), the
+    training of the SPADE_VAE baseline, "based on a self-reconstruction loss" (Sec. 4, "Comparative
+    Methods"), on the same crops the other variants cross-reconstruct."""
     if phase not in (1, 2):
         raise ValueError(f"phase must be 1 or 2, got {phase}")
     patches = tables["patches"]
     if phase == 1 or not use_global:
-        return {"cross": patches[patches["phase"] == phase].reset_index(drop=True)}
-    return {"cross": tables["enlarged"], "global": tables["global"]}
+        rows = {"cross": patches[patches["phase"] == phase].reset_index(drop=True)}
+    else:
+        rows = {"cross": tables["enlarged"], "global": tables["global"]}
+    if self_reconstruction:
+        return {task: self_reconstruction_rows(task_rows) for task, task_rows in rows.items()}
+    return rows
 
 
-def patch_self_reconstruction_rows(cross: pd.DataFrame) -> pd.DataFrame:
-    """Eq. 10 at patch size: each cross row's target crop is also its exemplar (x_p, c_p, x_p, c~_p).
+def self_reconstruction_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Eq. 10 on any rows: each row's target crop is also its exemplar (x_p, c_p, x_p, c~_p).
 
-    The warm-up epochs (`train.warmup_epochs`) train self-reconstruction on these instead of the
-    global images, which cost four times as much a step at twice the side.
+    The warm-up epochs (`train.warmup_epochs`) train self-reconstruction on the cross rows' target
+    patches instead of the global images, which cost four times as much a step at twice the side;
+    `spade_vae` trains on nothing else (`phase_rows`).
     """
-    rows = cross.copy()
+    rows = rows.copy()
     for field in ("y", "x", "size"):
         rows[f"exemplar_{field}"] = rows[f"target_{field}"]
     rows["flip_exemplar"] = rows["flip_target"]

@@ -51,6 +51,7 @@ ETA = 0.01  # small-displacement prior: breaks ties in flat regions toward w = 0
 DATA_TRUNCATION = 4.0  # about the distance of unrelated pixels: occluded pixels cost the same anywhere
 SMOOTH_TRUNCATION = 4.0  # px of flow difference; flow may jump between objects for alpha * 4
 ITERATIONS = 8  # ICM sweeps per level, at most; it stops early once no pixel moves
+CHUNK = 8  # candidates per batch: bounds memory (49 unary costs a pixel: 51 MiB a candidate at 512 px)
 
 # 3 x 3 cells of 3 px padded by (3 - 1) * 3 / 2: one descriptor per pixel, centred on it.
 _SIFT = kornia.feature.DenseSIFTDescriptor(num_ang_bins=4, num_spatial_bins=3, spatial_bin_size=3, padding=3)
@@ -87,9 +88,13 @@ def _offsets(radius: int) -> Tensor:
 
 def dense_sift(images: np.ndarray) -> Tensor:
     """Dense RootSIFT of uint8 RGB images [B, H, W, 3] on their grayscale: float [B, D, H, W], unit L2
-    per pixel (RootSIFT is, except where the image is flat and the descriptor is zero)."""
+    per pixel (RootSIFT is, except where the image is flat and the descriptor is zero).
+
+    One image at a time: torch's batched convolution rounds differently with the batch size (~1e-7),
+    and an image's descriptors, so a candidate's energy, must not depend on the images beside it."""
     x = rearrange(torch.from_numpy(np.ascontiguousarray(images)), "b h w c -> b c h w").float() / 255  # [B, 3, H, W]
-    return _SIFT(kornia.color.rgb_to_grayscale(x))  # [B, D, H, W]
+    gray = kornia.color.rgb_to_grayscale(x)  # [B, 1, H, W]
+    return torch.cat([_SIFT(image[None]) for image in gray])  # [B, D, H, W]
 
 
 def _pyramid(descriptors: Tensor, levels: int) -> list[Tensor]:
@@ -239,17 +244,40 @@ def rank_candidates(
     data_truncation: float = DATA_TRUNCATION,  # t of the truncated L1 descriptor distance
     smooth_truncation: float = SMOOTH_TRUNCATION,  # d of the smoothness, in px of flow difference
     iterations: int = ITERATIONS,  # ICM sweeps per level, at most; 0: the unary winner at every level
+    chunk: int = CHUNK,  # candidates solved as one batch
 ) -> list[Correspondence]:
-    """The correspondence of every candidate, in input order. All candidates are solved as one batch
-    and the target's descriptors are computed once, which is what makes ranking 8 of them cheap."""
+    """The correspondence of every candidate, in input order. The target's descriptors are computed
+    once and the candidates solved `chunk` at a time as one batch, which is what makes ranking a pool
+    cheap; each candidate's flow and energy are the same in any chunk (ICM moves each image's pixels
+    by its own neighbours only)."""
     _check_images(target, candidates)
-    if levels < 1 or radius < 1 or iterations < 0:
-        raise ValueError(f"expects levels >= 1, radius >= 1, iterations >= 0, got {levels}, {radius}, {iterations}")
-    if not candidates:
-        return []
-    descriptors = dense_sift(np.stack([target, *candidates]))  # [1+B, D, H, W]
-    pyramid1, pyramid2 = _pyramid(descriptors[:1], levels), _pyramid(descriptors[1:], levels)
-    flow = torch.zeros(len(candidates), 2, *pyramid1[-1].shape[-2:], dtype=torch.long)  # [B, 2, h, w]
+    if levels < 1 or radius < 1 or iterations < 0 or chunk < 1:
+        raise ValueError(
+            f"expects levels >= 1, radius >= 1, iterations >= 0, chunk >= 1, got {levels}, {radius}, {iterations}, "
+            f"{chunk}"
+        )
+    pyramid1 = _pyramid(dense_sift(target[None]), levels)  # [1, D, H, W] finest first
+    costs = {"alpha": alpha, "eta": eta, "data_truncation": data_truncation, "smooth_truncation": smooth_truncation}
+    matches = []
+    for start in range(0, len(candidates), chunk):
+        pyramid2 = _pyramid(dense_sift(np.stack(candidates[start : start + chunk])), levels)  # [B, D, H, W] ...
+        matches += _solve(pyramid1, pyramid2, radius=radius, iterations=iterations, **costs)
+    return matches
+
+
+def _solve(
+    pyramid1: list[Tensor],
+    pyramid2: list[Tensor],
+    *,
+    radius: int,
+    iterations: int,
+    alpha: float,
+    eta: float,
+    data_truncation: float,
+    smooth_truncation: float,
+) -> list[Correspondence]:
+    """Coarse to fine from the target's SIFT pyramid [1, D, ., .] to a batch of candidates' [B, D, ., .]."""
+    flow = torch.zeros(len(pyramid2[0]), 2, *pyramid1[-1].shape[-2:], dtype=torch.long)  # [B, 2, h, w]
     for level, (s1, s2) in enumerate(zip(reversed(pyramid1), reversed(pyramid2), strict=True)):
         flow = _upsample(flow, *s1.shape[-2:]) if level else flow  # [B, 2, H, W]
         unary = _unary(

@@ -1,13 +1,17 @@
 """Exemplar retrieval by label histogram intersection (Sec. 4, "retrieving task", and footnote 2).
 
-The paper retrieves "an image pool that has the greatest label histogram intersections with the GT
-image" and, for the user study, uses "the top 20 percentile images as exemplars" rather than the
-top-1, so that exemplars stay semantically different from the target. Here:
+The retrieving task retrieves "an image pool that has the greatest label histogram intersections
+with the GT image", then selects the best-matched image "out of candidates using SIFT Flow". The
+user study instead uses "the top 20 percentile images as exemplars" (footnote 2: "this differs from
+the typical retrieve task that uses the top-1 image"), so that exemplars stay semantically
+different from the target. Here:
 
 - `label_histogram`: the fraction of the labeled pixels in each class, so maps of any size compare;
 - `histogram_intersection`: sum_c min(h_target_c, h_pool_c), 1 for equal histograms, 0 for disjoint;
-- `candidate_pool`: the pool entries in the top `percentile` percent of intersection;
-- `choose_candidates`: a seeded draw from that pool, to be ranked by `correspondence.rank_candidates`.
+- `top_n_pool`: the retrieving task's pool, the N entries of greatest intersection, every one to be
+  ranked by `correspondence.rank_candidates`;
+- `percentile_pool` and `choose_candidates`: the user study's setting, the entries in the top
+  `percentile` percent of intersection, and a seeded draw from them to be ranked.
 """
 
 from __future__ import annotations
@@ -42,20 +46,8 @@ def histogram_intersection(target: np.ndarray, pool: np.ndarray) -> np.ndarray:
     return np.minimum(target[None, :], pool).sum(axis=1)  # [N]
 
 
-def candidate_pool(
-    target_hist: np.ndarray,
-    pool_hists: np.ndarray,
-    *,
-    percentile: float,  # keep the top `percentile` percent of the eligible entries, in (0, 100]
-    exclude: np.ndarray | None = None,  # bool [N]: entries never returned (the target itself); None: none
-) -> np.ndarray:
-    """Indices into the pool of its top `percentile` percent by histogram intersection (at least one),
-    best first, ties by index ascending so the pool is deterministic.
-
-    The pool holds ceil(percentile / 100 * eligible) entries, counted over the entries not excluded.
-    """
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
+def _by_intersection(target_hist: np.ndarray, pool_hists: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    """Indices of the pool entries not excluded, intersection descending, ties by index ascending."""
     scores = histogram_intersection(target_hist, pool_hists)  # [N]
     eligible = np.ones(len(scores), dtype=bool) if exclude is None else ~np.asarray(exclude, dtype=bool)
     if eligible.shape != scores.shape:
@@ -63,17 +55,47 @@ def candidate_pool(
     indices = np.flatnonzero(eligible)  # [M]
     if indices.size == 0:
         raise ValueError("no pool entry is eligible: the pool is empty or every entry is excluded")
+    return indices[np.lexsort((indices, -scores[indices]))]  # [M]
+
+
+def top_n_pool(
+    target_hist: np.ndarray,
+    pool_hists: np.ndarray,
+    *,
+    size: int,  # N: entries returned (all eligible ones if fewer)
+    exclude: np.ndarray | None = None,  # bool [N]: entries never returned (the target itself); None: none
+) -> np.ndarray:
+    """Indices into the pool of its `size` entries of greatest histogram intersection, best first, ties by
+    index ascending so the pool is deterministic (the retrieving task's pool)."""
+    if size < 1:
+        raise ValueError(f"the pool size must be at least 1, got {size}")
+    return _by_intersection(target_hist, pool_hists, exclude)[:size]
+
+
+def percentile_pool(
+    target_hist: np.ndarray,
+    pool_hists: np.ndarray,
+    *,
+    percentile: float,  # keep the top `percentile` percent of the eligible entries, in (0, 100]
+    exclude: np.ndarray | None = None,  # bool [N]: entries never returned (the target itself); None: none
+) -> np.ndarray:
+    """Indices into the pool of its top `percentile` percent by histogram intersection (at least one),
+    best first, ties by index ascending (the user study's pool, footnote 2).
+
+    The pool holds ceil(percentile / 100 * eligible) entries, counted over the entries not excluded.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
+    ranked = _by_intersection(target_hist, pool_hists, exclude)  # [M]
     # The small slack keeps e.g. 20 % of 10 at 2 despite float rounding.
-    size = max(1, math.ceil(indices.size * percentile / 100 - 1e-9))
-    order = np.lexsort((indices, -scores[indices]))  # [M], intersection descending then index ascending
-    return indices[order[:size]]
+    return ranked[: max(1, math.ceil(ranked.size * percentile / 100 - 1e-9))]
 
 
 def choose_candidates(pool_indices: np.ndarray, *, count: int, rng: np.random.Generator) -> np.ndarray:
     """`count` pool entries (all if fewer) drawn without replacement by `rng`, kept in pool order.
 
     Drawing from the whole top-percentile pool instead of taking its head keeps the exemplars
-    semantically different from the target (footnote 2).
+    semantically different from the target (footnote 2, the user study's setting).
     """
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")

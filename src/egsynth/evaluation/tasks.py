@@ -6,15 +6,18 @@ an exemplar x2 with its parsed labels c~2, and the ground truth the output is co
 - duplicating: the exemplar is the ground truth itself;
 - mirroring: the exemplar is the ground truth mirrored left-right (its parsed labels too);
 - retrieving: the exemplar is a training image chosen in two steps, as the paper does: a pool of the
-  images in the top `pool_percentile` of label-histogram intersection with the target (footnote 2),
-  `num_candidates` of them drawn with the seed and ranked by a dense SIFT correspondence energy (the
-  paper's SIFT Flow); the ground truth is then color-corrected toward the chosen exemplar ([47]);
+  `retrieval_pool_size` images of greatest label-histogram intersection with the target, every one
+  ranked by a dense SIFT correspondence energy (the paper's SIFT Flow), the lowest chosen; the ground
+  truth is then color-corrected toward the chosen exemplar ([47]). `retrieval_pool:
+  user_study_percentile` is the user study's setting instead (footnote 2): `num_candidates` drawn with
+  the seed from the top `pool_percentile` percent, ranked the same way;
 - swap (embedded data only): the exemplar is another test scene and the ground truth is
   `render(target layout, exemplar style)`, exact, so no correction is needed.
 
 Files under the output directory: `cases.parquet` (one row per case, paths relative to the repo),
 `candidates.parquet` (every candidate of the retrieving and swap cases with its histogram
-intersection and energy, the chosen one marked, so a choice can be audited), and per case the PNGs
+intersection and energy, the chosen one marked, so a choice can be audited; a retrieving case's
+candidates in pool order, intersection descending for `top_n`), and per case the PNGs
 `<task>/<image id>/{labels,exemplar,exemplar_labels,truth}.png` (+ `truth_uncorrected.png` for
 retrieving). Label PNGs use the stuffthingmaps encoding (COCO-stuff id - 1, 255 unlabeled).
 """
@@ -39,7 +42,13 @@ from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX, to_image_tens
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.color import color_transfer
 from egsynth.evaluation.correspondence import rank_candidates
-from egsynth.evaluation.retrieval import candidate_pool, choose_candidates, histogram_intersection, label_histogram
+from egsynth.evaluation.retrieval import (
+    choose_candidates,
+    histogram_intersection,
+    label_histogram,
+    percentile_pool,
+    top_n_pool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +102,21 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     if image.shape[:2] == (size, size):
         return image
     return np.array(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+
+
+def retrieval_candidates(
+    target_hist: np.ndarray,  # the target's label histogram [C]
+    pool_hists: np.ndarray,  # the training images' [N, C]
+    *,
+    exclude: np.ndarray,  # bool [N]: never a candidate (the target itself)
+    config: TasksConfig,
+    rng: np.random.Generator,  # draws the user study's candidates
+) -> np.ndarray:
+    """Indices into the pool of the images the correspondence energy ranks, by `config.retrieval_pool`."""
+    if config.retrieval_pool == "top_n":
+        return top_n_pool(target_hist, pool_hists, size=config.retrieval_pool_size, exclude=exclude)
+    in_pool = percentile_pool(target_hist, pool_hists, percentile=config.pool_percentile, exclude=exclude)
+    return choose_candidates(in_pool, count=config.num_candidates, rng=rng)
 
 
 @dataclass(frozen=True)
@@ -171,10 +195,7 @@ def build_tasks(
 
         target_hist = label_histogram(scene.labels)
         intersections = histogram_intersection(target_hist, pool_hists)  # [N]
-        in_pool = candidate_pool(
-            target_hist, pool_hists, percentile=config.pool_percentile, exclude=pool_ids == image_id
-        )
-        drawn = choose_candidates(in_pool, count=config.num_candidates, rng=rng)
+        drawn = retrieval_candidates(target_hist, pool_hists, exclude=pool_ids == image_id, config=config, rng=rng)
         drawn_scenes = [loader(int(pool_ids[i])) for i in drawn]
         ranked = rank_candidates(
             scene.image,

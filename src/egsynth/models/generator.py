@@ -6,11 +6,17 @@ Three steps, one scale i = 0..L at a time (finest first):
 2. alignment: F_x1^(i) from (F_x2^(i), F_c2^(i), F_c1^(i)), by MSCA (Eq. 4-8) or an ablation;
 3. synthesis: SPADE residual blocks normalized by [F_x1^(i), F_c1^(i)] (Sec. 3.3, appendix E).
 
-Variants (Sec. 4 "Ablation Study", "Comparative Methods"), all with the same synthesis network:
+Variants (Sec. 4 "Ablation Study", "Comparative Methods"), all but `spade_vae` with the same synthesis network:
 `full`; `no_fm` (gate fixed to 1); `no_global` (the `full` network, trained without the global
 task); `gap` (global average pooling of F_x2); `no_att` (one-hot label maps as attention);
-`spade_vae` (SPADE's VAE style encoder: F_x1^(i) is a projection of the style code z);
 `full_attention` (dense cross-attention correspondence, CoCosNet-style).
+
+`spade_vae` is SPADE's example-guided mode [38] (Sec. 4 "Comparative Methods"): no alignment and no
+F_x; a VAE encoder maps the exemplar x2 to a style posterior N(mu, exp(logvar)), and z from it enters
+as SPADE feeds it, through a linear layer to the synthesis network's first feature map, while the
+SPADE blocks are conditioned on the target's label features F_c1^(i) alone (SPADE conditions on the
+one-hot map; F_c1 is a learned encoding of it, shared with the other variants). It is trained by
+self-reconstruction (`pipeline/train.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from einops import repeat
 from torch import Tensor, nn
 
 from egsynth.config import ModelConfig
@@ -89,17 +94,6 @@ class StyleEncoder(nn.Module):
         return self.mu(hidden), self.logvar(hidden)
 
 
-class StyleCodeProjection(nn.Module):
-    """spade_vae's stand-in for alignment: F_x1^(i) = W^(i) z, constant over the target (no correspondence)."""
-
-    def __init__(self, *, style_dim: int, image_channels: int):
-        super().__init__()
-        self.project = nn.Linear(style_dim, image_channels)
-
-    def forward(self, z: Tensor, size: tuple[int, int]) -> Tensor:
-        return repeat(self.project(z), "b n -> b n h w", h=size[0], w=size[1])  # [B, N, H1, W1]
-
-
 # ---------------------------------------------------------------------------------------------
 # the generator
 
@@ -134,9 +128,7 @@ class Generator(nn.Module):
         self.label_encoder = LabelEncoder(num_classes=num_classes, label_channels=label_channels, num_scales=num_scales)
         if variant == "spade_vae":
             self.style_encoder = StyleEncoder(style_dim=style_dim)
-            self.aligners = nn.ModuleList(
-                StyleCodeProjection(style_dim=style_dim, image_channels=image_channels) for _ in range(num_scales + 1)
-            )
+            condition_channels = label_channels  # the labels only: z enters through the synthesis head
         else:
             vgg = VGGFeatures(backbone=backbone, seed=seed, num_scales=num_scales)
             self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels)
@@ -156,11 +148,13 @@ class Generator(nn.Module):
                 )
                 for k, init in zip(attention_maps, label_inits, strict=True)
             )
+            condition_channels = image_channels + label_channels  # [F_x1^(i), F_c1^(i)]
         self.synthesis = SynthesisNetwork(
-            condition_channels=[image_channels + label_channels] * (num_scales + 1),
+            condition_channels=[condition_channels] * (num_scales + 1),
             ngf=ngf,
             norm=norm,
             hidden=spade_hidden,
+            style_dim=style_dim if variant == "spade_vae" else 0,
         )
 
     @staticmethod
@@ -217,12 +211,10 @@ class Generator(nn.Module):
         assert c2.shape[-2:] == x2.shape[-2:], f"exemplar labels {tuple(c2.shape)} do not match x2 {tuple(x2.shape)}"
         target = self.encode_target(c1)
         if self.variant == "spade_vae":
-            mu, logvar = self.style_encoder(x2)
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-            aligned = [
-                project(z, f.shape[-2:]) for project, f in zip(self.aligners, target.label_features, strict=True)
-            ]
-            return GeneratorOutput(image=self.synthesize(aligned, target), attention=[], mu=mu, logvar=logvar)
+            mu, logvar = self.style_encoder(x2)  # [B, style_dim] each
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu  # [B, style_dim]
+            image = self.synthesis(target.label_features, z=z)  # [B, 3, H1, W1]
+            return GeneratorOutput(image=image, attention=[], mu=mu, logvar=logvar)
         aligned, records = self.align(self.encode_exemplar(x2, c2), target)
         return GeneratorOutput(image=self.synthesize(aligned, target), attention=records)
 
@@ -252,15 +244,16 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
 
 def parameter_counts(generator: Generator) -> dict[str, int]:
     """Trainable parameters per component (the frozen VGG-19 listed apart), for the README's table."""
-    if generator.variant == "spade_vae":
-        components: dict[str, nn.Module] = {"style_encoder (VAE)": generator.style_encoder}
-    else:
-        components = {"image_encoder (W_x)": generator.image_encoder.projections}
-    components |= {
-        "label_encoder (W_c)": generator.label_encoder,
-        "alignment": generator.aligners,
-        "synthesis (SPADE)": generator.synthesis,
-    }
+    vae = generator.variant == "spade_vae"
+    components: dict[str, nn.Module] = (
+        {"style_encoder (VAE)": generator.style_encoder}
+        if vae
+        else {"image_encoder (W_x)": generator.image_encoder.projections}
+    )
+    components["label_encoder (W_c)"] = generator.label_encoder
+    if not vae:
+        components["alignment"] = generator.aligners
+    components["synthesis (SPADE)"] = generator.synthesis
     counts = {
         name: sum(p.numel() for p in module.parameters() if p.requires_grad) for name, module in components.items()
     }

@@ -22,10 +22,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 Norm = Literal["instance", "batch"]
+
+STYLE_GRID = 4
+"""VAE mode: side of the map SPADE's fc draws from the style code z, before it is resized to the coarsest scale."""
 
 # ----------------------------------------------------------------------------
 # helpers
@@ -144,6 +148,12 @@ class SynthesisNetwork(nn.Module):
     residual block conditioned on scale i's condition maps the features to width_at(i) channels,
     and (for i > 0) a x2 nearest upsampling brings them to scale i-1's exact size (odd sizes
     included). A final LReLU, 3x3 conv to RGB and tanh give the image in [-1, 1] at scale 0's size.
+
+    With `style_dim` > 0 the start is SPADE's VAE mode instead (its generator's `use_vae`): a linear
+    layer maps the style code z to a width_at(L) x STYLE_GRID x STYLE_GRID map, resized (nearest) to
+    the coarsest condition's size, and the conditions carry the labels only. SPADE's fc draws an
+    8 x 8 map for 256 px images; a fixed grid resized to the coarsest scale lets one network take the
+    patches and the global images of training, and targets of any size.
     """
 
     def __init__(
@@ -154,13 +164,19 @@ class SynthesisNetwork(nn.Module):
         norm: Norm = "instance",  # SPADE's parameter-free normalization: instance | batch
         hidden: int = 128,  # width of each SPADE layer's shared conv (SPADE: 128)
         spectral: bool = True,  # spectral normalization on the residual blocks' convs
+        style_dim: int = 0,  # SPADE's VAE mode: size of the style code z the start is drawn from; 0: a conv head
     ) -> None:
         super().__init__()
         assert len(condition_channels) >= 1, "condition_channels needs one entry per scale 0..L"
+        assert style_dim >= 0, f"style_dim must be >= 0, got {style_dim}"
         self.condition_channels = list(condition_channels)
         self.num_scales = len(condition_channels) - 1  # L
+        self.style_dim = style_dim
         top = self.num_scales
-        self.head = nn.Conv2d(condition_channels[top], width_at(top, ngf), 3, padding=1)
+        if style_dim:
+            self.head = nn.Linear(style_dim, width_at(top, ngf) * STYLE_GRID**2)
+        else:
+            self.head = nn.Conv2d(condition_channels[top], width_at(top, ngf), 3, padding=1)
         self.blocks = nn.ModuleList(  # blocks[i] works at scale i
             SPADEResBlock(
                 in_channels=width_at(min(i + 1, top), ngf),
@@ -174,14 +190,23 @@ class SynthesisNetwork(nn.Module):
         )
         self.to_image = nn.Conv2d(width_at(0, ngf), 3, 3, padding=1)
 
-    def forward(self, conditions: list[Tensor]) -> Tensor:
-        """conditions: finest first, scale i [B, condition_channels[i], ~H/2**i, ~W/2**i] -> [B, 3, H, W] in [-1, 1]."""
+    def forward(self, conditions: list[Tensor], z: Tensor | None = None) -> Tensor:
+        """conditions: finest first, scale i [B, condition_channels[i], ~H/2**i, ~W/2**i]; z [B, style_dim] in
+        VAE mode (else None) -> [B, 3, H, W] in [-1, 1]."""
         assert len(conditions) == self.num_scales + 1, (
             f"expected {self.num_scales + 1} conditions (scales 0..{self.num_scales}), got {len(conditions)}"
         )
         for i, (condition, channels) in enumerate(zip(conditions, self.condition_channels, strict=True)):
             assert_4d(f"conditions[{i}]", condition, channels)
-        h = self.head(conditions[-1])  # [B, width_at(L), H/2**L, W/2**L]
+        if self.style_dim:
+            assert z is not None and z.shape == (conditions[-1].shape[0], self.style_dim), (
+                f"VAE mode needs z [B, {self.style_dim}], got {None if z is None else tuple(z.shape)}"
+            )
+            grid = rearrange(self.head(z), "b (c h w) -> b c h w", h=STYLE_GRID, w=STYLE_GRID)  # [B, width_at(L), 4, 4]
+            h = F.interpolate(grid, size=conditions[-1].shape[-2:], mode="nearest")  # [B, width_at(L), H/2**L, W/2**L]
+        else:
+            assert z is None, "z is for VAE mode (style_dim > 0) only"
+            h = self.head(conditions[-1])  # [B, width_at(L), H/2**L, W/2**L]
         for i in range(self.num_scales, -1, -1):
             h = self.blocks[i](h, conditions[i])  # [B, width_at(i), H/2**i, W/2**i]
             if i > 0:

@@ -9,12 +9,12 @@ Per iteration, with a cross batch (x_p, c_p, x_q, c̃_q) and, in epochs that hav
     L_G = adv_G(D(x̂_p, ...)) + L_spade(x̂_p, x_p) + λ {adv_G(D(x̂, ...)) + L_spade(x̂, x)}  (Eq. 11)
 
 with L_spade = lambda_feat * feature matching + lambda_vgg * VGG perceptual loss ([38]) + lambda_l1 *
-pixel L1 (not in the paper, where it is 0), plus lambda_kl * KL(mu, logvar) per task for the `spade_vae`
-baseline; adv is `gan_loss` in `train.gan_loss` form (hinge or the log form of Eq. 11). Each task's
-terms are `losses.generator_objective` and `losses.discriminator_objective`; this loop sums them. Eq. 12's
-min-max alternates: D is updated every iteration, G every `generator_every` iterations (Sec. 4:
-"every 5 iterations"), on the steps that are multiples of it (steps count from 1). Both use
-Adam(lr, betas).
+pixel L1 (not in the paper, where it is 0), plus lambda_kl * KL(mu, logvar) summed over the batch
+per task for the `spade_vae` baseline (SPADE's KLDLoss); adv is `gan_loss` in `train.gan_loss` form
+(hinge or the log form of Eq. 11). Each task's terms are `losses.generator_objective` and
+`losses.discriminator_objective`; this loop sums them. Eq. 12's min-max alternates: D is updated
+every iteration, G every `generator_every` iterations (Sec. 4: "every 5 iterations"), on the steps
+that are multiples of it (steps count from 1). Both use Adam(lr, betas).
 
 Warm-up epochs (`EpochData.adversarial` False; the first `train.warmup_epochs` of phase 1) train G
 alone, every iteration, at `train.warmup_lr`, on the pixel L1 term (and KL for `spade_vae`): without
@@ -545,6 +545,7 @@ def _iteration(
                     lambda_vgg=config.lambda_vgg,
                     lambda_l1=config.lambda_l1,
                     lambda_kl=config.lambda_kl,
+                    batch_size=config.batch_size,  # the KL sums over the global batch, whatever the ranks
                 )
                 g = {key: g[key] + task_terms[key] for key in GENERATOR_TERMS}
             sum(g.values()).backward()
