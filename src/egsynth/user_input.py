@@ -73,7 +73,6 @@ def check_safe_outputs(
     check_outputs(outputs, given)
     if attention is not None:
         check_outputs([attention], [])
-    if attention is not None:
         for path in given:
             if path.parent.resolve() == attention.resolve() and (
                 ATTENTION_FIGURE.fullmatch(path.name) or path.name == ATTENTION_ARRAYS

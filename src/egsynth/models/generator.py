@@ -116,7 +116,7 @@ class Generator(nn.Module):
         spade_hidden: int,  # hidden channels of SPADE's condition convs
         norm: str,  # SPADE's parameter-free norm: instance | batch
         attention_labels: bool = False,  # MSCA's φ and ψ also read the one-hot labels (not in the paper)
-        attention_label_init: float | list[float] = 0.0,  # std of MSCA's tied class weights, all or per scale
+        attention_label_inits: list[float] | None = None,  # std of MSCA's tied class weights per scale (None: 0)
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -132,10 +132,7 @@ class Generator(nn.Module):
         else:
             vgg = VGGFeatures(backbone=backbone, seed=seed, num_scales=num_scales)
             self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels)
-            label_inits = attention_label_init
-            if not isinstance(label_inits, list):
-                label_inits = [label_inits] * (num_scales + 1)
-            assert len(label_inits) == num_scales + 1, "one attention_label_init per scale"
+            label_inits = attention_label_inits or [0.0] * (num_scales + 1)
             self.aligners = nn.ModuleList(
                 self._aligner(
                     variant,
@@ -238,7 +235,7 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
             spade_hidden=config.spade_hidden,
             norm=config.norm,
             attention_labels=config.attention_labels,
-            attention_label_init=config.attention_label_init,
+            attention_label_inits=config.attention_label_inits,
         )
 
 
