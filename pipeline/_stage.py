@@ -15,10 +15,13 @@ from pathlib import Path
 
 # Prefect keeps its state (a SQLite database, settings) under PREFECT_HOME; default it into the
 # repo's ignored files, so a run never depends on ~/.prefect. Prefect reads its settings when it is
-# imported, so these two defaults are the one thing set at import time, before the import below.
+# imported, so these defaults are the one thing set at import time, before the import below.
 os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
 # This machine may have no network: no usage telemetry (it fails and logs a traceback offline).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The temporary server's first start in a fresh environment compiles Prefect's server modules and
+# migrates a new database: over Prefect's 20 s default on a loaded two-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from dvc.dependency import ParamsDependency  # noqa: E402
 from dvc.repo import Repo  # noqa: E402

@@ -102,6 +102,33 @@ def test_git_state_is_head_and_dirty_when_a_tracked_file_changes(tmp_path):
     assert git_state(tmp_path) == (head, True)
 
 
+def test_git_state_reads_content_not_the_index_stat_cache(tmp_path):
+    """A changed file whose index entry git trusts (here: assume-unchanged, as a racy entry would
+    be) is dirty; so are a staged change, a retargeted symlink, and a change seen from a subdirectory."""
+    git_init(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("1")
+    (tmp_path / "a.py").write_text("1")
+    (tmp_path / "link").symlink_to("a.py")
+    git_commit_all(tmp_path)
+    head = sh("git", "rev-parse", "HEAD", cwd=tmp_path).strip()
+    assert git_state(tmp_path / "sub") == (head, False)
+    sh("git", "update-index", "--assume-unchanged", "a.py", cwd=tmp_path)
+    (tmp_path / "a.py").write_text("2")
+    assert sh("git", "status", "--porcelain", "--untracked-files=no", cwd=tmp_path) == ""
+    assert git_state(tmp_path / "sub") == (head, True)
+    (tmp_path / "a.py").write_text("1")
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to("sub/b.py")
+    assert git_state(tmp_path) == (head, True)
+    (tmp_path / "link").unlink()
+    (tmp_path / "link").symlink_to("a.py")
+    (tmp_path / "sub" / "b.py").write_text("3")
+    sh("git", "add", "sub/b.py", cwd=tmp_path)
+    (tmp_path / "sub" / "b.py").write_text("1")
+    assert git_state(tmp_path) == (head, True)
+
+
 # ----------------------------------------------------------------------------
 # environment
 

@@ -7,6 +7,7 @@ No MLflow here: `tracking` records these in MLflow runs, `lineage` checks files 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -121,11 +122,18 @@ def _dvcignore(path: Path):
 
 
 def git_state(repo_root: Path) -> tuple[str, bool]:
-    """(HEAD commit, dirty). Dirty means tracked files differ from HEAD; untracked files are ignored
-    (like `git describe --dirty`). Without git or without a commit: ("none", True)."""
+    """(HEAD commit, dirty). Dirty means a tracked file's content differs from HEAD, staged or not;
+    untracked files are ignored (like `git describe --dirty`). Without git or without a commit:
+    ("none", True).
 
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", os.fspath(repo_root), *args], capture_output=True, text=True, check=False)
+    Content, not `git status`: status trusts the index's stat cache, and a workspace that a library
+    (libgit2, as `dvc exp run --temp` uses) wrote and then changed within the same second can carry
+    an entry whose size and mtime match a changed file, so status calls it clean."""
+
+    def git(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["git", "-C", os.fspath(repo_root), *args], input=stdin, capture_output=True, text=True, check=False
+        )
 
     try:
         head = git("rev-parse", "--verify", "--quiet", "HEAD^{commit}")
@@ -133,8 +141,40 @@ def git_state(repo_root: Path) -> tuple[str, bool]:
         return "none", True
     if head.returncode != 0:
         return "none", True
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return head.stdout.strip(), status.returncode != 0 or bool(status.stdout.strip())
+    return head.stdout.strip(), _tracked_content_differs(git)
+
+
+def _tracked_content_differs(git) -> bool:
+    """Whether the index differs from HEAD, or a tracked file's bytes (after git's clean filters)
+    differ from the index; gitlinks (submodules) are skipped."""
+    if git("diff-index", "--cached", "--quiet", "HEAD").returncode != 0:
+        return True
+    top = Path(git("rev-parse", "--show-toplevel").stdout.strip())
+    listed = git("ls-files", "--stage", "-z", "--full-name", ":/").stdout
+    files, blobs = [], []
+    for entry in filter(None, listed.split("\0")):
+        info, path = entry.split("\t", 1)
+        mode, blob, _ = info.split()
+        if mode == "160000":
+            continue
+        file = top / path
+        if mode == "120000":
+            if not file.is_symlink() or _blob_id(os.readlink(file).encode()) != blob:
+                return True
+        elif not file.is_file() or file.is_symlink():
+            return True
+        else:
+            files.append(path)
+            blobs.append(blob)
+    if not files:
+        return False
+    hashed = git("-C", os.fspath(top), "hash-object", "--stdin-paths", stdin="\n".join(files) + "\n")
+    return hashed.returncode != 0 or hashed.stdout.split() != blobs
+
+
+def _blob_id(content: bytes) -> str:
+    """The object id git gives a blob with these bytes (SHA-1 repositories)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 def installed_versions() -> dict[str, str]:
