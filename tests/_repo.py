@@ -2,13 +2,20 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# what an experiment that changes only the evaluation's params re-runs
+EVALUATION_STAGES = {"tasks", "evaluate@full", "evaluate@gap", "baselines", "report"}
 
 
 def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -17,9 +24,10 @@ def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess
     return result
 
 
-def copy_repo(root: Path, params: dict) -> dict:
+def copy_repo(root: Path, params: dict, prefect_api: str | None = None) -> dict:
     """Copy this repo's source (tracked and unignored files: no data, no caches) into a fresh git repo
-    at `root` with `params` as params.yaml; return the environment to run its stages in."""
+    at `root` with `params` as params.yaml; return the environment to run its stages in (reporting to
+    the Prefect server at `prefect_api`, if given, rather than each stage starting a temporary one)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=REPO,
@@ -39,11 +47,75 @@ def copy_repo(root: Path, params: dict) -> dict:
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "PREFECT_HOME": str(root / ".prefect"),
     }
+    if prefect_api:
+        env["PREFECT_API_URL"] = prefect_api
     git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
     run([*git, "init", "-q"], root, env)
     run([*git, "add", "-A"], root, env)
     run([*git, "commit", "-q", "-m", "test copy"], root, env)
     return env
+
+
+def copy_built_repo(source: Path, env: dict, target: Path) -> dict:
+    """A copy of a built repo (workspace, git, DVC cache, Prefect home) with its own, empty MLflow store (the
+    original's would put artifacts in the original's folder), so that runs in it leave the original and the
+    tests that share it alone; returns the environment to run its stages in."""
+    own_state = {source: {"mlflow.db", "mlartifacts"}, source / ".dvc": {"tmp"}}
+    shutil.copytree(
+        source, target, symlinks=True, ignore=lambda folder, names: own_state.get(Path(folder), set()) & set(names)
+    )
+    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{target / 'mlflow.db'}", "PREFECT_HOME": str(target / ".prefect")}
+
+
+def stage_runs_of_experiment(root: Path, env: dict, name: str) -> dict[str, dict[str, str]]:
+    """Stage name -> tags of the MLflow stage runs made inside DVC experiment `name`."""
+    from mlflow import MlflowClient
+
+    from egsynth import tracking
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`egsynth.dvc_exp_name` = '{name}' and tags.`egsynth.kind` = 'stage'",
+        max_results=100,
+    )
+    return {run.data.tags[tracking.STAGE]: run.data.tags for run in runs}
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """A local Prefect server (`prefect server start`, its database under `home`) for as long as the
+    context lasts; yields its API URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1"]
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, f"prefect server exited: {(home / 'server.log').read_text()[-3000:]}"
+            assert time.monotonic() < deadline, "prefect server did not answer within 300 s"
+            with suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    break
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
 
 
 def smoke_params() -> dict:

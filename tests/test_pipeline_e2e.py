@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import yaml
 from PIL import Image
 
 from egsynth import tracking
-from tests._repo import copy_repo, run, smoke_params
+from tests._repo import EVALUATION_STAGES, copy_built_repo, copy_repo, run, smoke_params, stage_runs_of_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +82,7 @@ def test_an_unknown_param_key_stops_the_stage_with_one_line_naming_key_and_file(
     assert not (tmp_path / "data").exists()
 
 
-def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp_path):
+def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp_path, prefect_api):
     """`data.source: coco_stuff`: the tree is validated and digested, never copied; filter reads it in place."""
     from egsynth.data import procedural
     from tests.cocotree import stripes, write_tree
@@ -100,7 +99,7 @@ def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp
     params["data"] = {"source": "coco_stuff", "root": str(tree.root)}
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = copy_repo(repo, params)
+    env = copy_repo(repo, params, prefect_api)
     run([sys.executable, "-m", "dvc", "repro", "filter"], repo, env)
     assert sorted(p.name for p in (repo / "data" / "raw" / "scenes").iterdir()) == ["dataset.json"]
     kept = pd.read_parquet(repo / "data" / "interim" / "scenes.parquet")
@@ -249,58 +248,18 @@ def test_report_embeds_the_table_and_every_figure(smoke_repo):
     assert all(f"figures/{name}" in markdown for name in names)
 
 
-EVALUATION_STAGES = {"tasks", "evaluate@full", "evaluate@gap", "baselines", "report"}
-
-
-def stage_runs_of_experiment(root: Path, env: dict, name: str) -> dict[str, dict[str, str]]:
-    """Stage name -> tags of the MLflow stage runs made inside DVC experiment `name`."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`egsynth.dvc_exp_name` = '{name}' and tags.`egsynth.kind` = 'stage'",
-        max_results=100,
-    )
-    return {run.data.tags[tracking.STAGE]: run.data.tags for run in runs}
-
-
-def test_an_evaluation_param_experiment_reruns_only_the_evaluation_stages(smoke_repo):
-    """`dvc exp run -S tasks.max_scenes=...`: data, parser and training stay cached; the metrics change;
-    params, metrics and plots diff; the MLflow runs carry the experiment's name and baseline revision."""
-    root, env, _ = smoke_repo
+def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smoke_repo, tmp_path):
+    """`dvc exp run --queue` + `dvc queue start` on a committed baseline: DVC runs it in a copy under
+    .dvc/tmp/exps, re-running only the evaluation stages; its metrics reach `dvc exp show` and
+    `dvc exp diff`; its stage runs reach MLflow under the experiment's name and baseline revision."""
+    root = tmp_path / "repo"
+    env = copy_built_repo(*smoke_repo[:2], root)
     git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
     run([*git, "add", "-A"], root, env)
     run([*git, "commit", "-q", "-m", "baseline pipeline"], root, env)
     baseline = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+    dvc = [sys.executable, "-m", "dvc"]
     cases = pd.read_parquet(root / "data" / "eval" / "cases.parquet")
-    fewer = cases["image_id"].nunique() - 1
-    dvc = [sys.executable, "-m", "dvc"]
-    experiment = run([*dvc, "exp", "run", "-n", "fewer-scenes", "-S", f"tasks.max_scenes={fewer}"], root, env)
-    assert set(re.findall(r"Running stage '([^']+)'", experiment.stdout)) == EVALUATION_STAGES
-
-    params = json.loads(run([*dvc, "params", "diff", "--json"], root, env).stdout)
-    assert params["params.yaml"] == {"tasks.max_scenes": {"old": None, "new": fewer}}
-    metrics = json.loads(run([*dvc, "metrics", "diff", "--json"], root, env).stdout)["reports/metrics.json"]
-    assert any(key.startswith("full.") for key in metrics) and any(key.startswith("gap.") for key in metrics)
-    plots = json.loads(run([*dvc, "plots", "diff", "--json"], root, env).stdout)["data"]
-    curves = {name for name, content in plots.items() if "plots/train/" in name and content}
-    assert curves, f"no training curve in `dvc plots diff`: {sorted(plots)}"
-    shown = run([*dvc, "exp", "show", "--csv"], root, env).stdout
-    assert "fewer-scenes" in shown and "tasks.max_scenes" in shown and str(fewer) in shown
-
-    tags = stage_runs_of_experiment(root, env, "fewer-scenes")
-    assert set(tags) == EVALUATION_STAGES, "exactly the stages DVC re-ran are MLflow runs of the experiment"
-    assert {stage_tags["egsynth.dvc_exp_baseline_rev"] for stage_tags in tags.values()} == {baseline}
-
-
-def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smoke_repo):
-    """`dvc exp run --queue` + `dvc queue start`: DVC runs it in a copy under .dvc/tmp/exps; its metrics
-    reach `dvc exp show` and its stage runs reach MLflow under the experiment's name."""
-    root, env, _ = smoke_repo
-    dvc = [sys.executable, "-m", "dvc"]
-    cases = pd.read_parquet(root / "data" / "eval" / "cases.parquet")  # the workspace holds the last experiment
     fewer = cases["image_id"].nunique() - 1
     run([*dvc, "exp", "run", "--queue", "-n", "queued-scenes", "-S", f"tasks.max_scenes={fewer}"], root, env)
     run([*dvc, "queue", "start"], root, env)
@@ -315,8 +274,13 @@ def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smo
     shown = run([*dvc, "exp", "show", "--csv"], root, env).stdout
     (row,) = [line for line in shown.splitlines() if "queued-scenes" in line]
     assert str(fewer) in row.split(",")
+    compared = json.loads(run([*dvc, "exp", "diff", "--json", "HEAD", "queued-scenes"], root, env).stdout)
+    assert compared["params"]["params.yaml"] == {"tasks.max_scenes": {"old": None, "new": fewer}}
+    changed = compared["metrics"]["reports/metrics.json"]
+    assert any(key.startswith("full.") for key in changed) and any(key.startswith("gap.") for key in changed)
     tags = stage_runs_of_experiment(root, env, "queued-scenes")
-    assert set(tags) == EVALUATION_STAGES
+    assert set(tags) == EVALUATION_STAGES, "exactly the evaluation stages re-ran, each an MLflow run of the experiment"
+    assert {stage_tags["egsynth.dvc_exp_baseline_rev"] for stage_tags in tags.values()} == {baseline}
 
 
 def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):
@@ -332,17 +296,6 @@ def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):
     curve = pd.read_csv(root / "plots" / "train" / "full.csv")
     checkpoints = -(-len(curve) // smoke_params()["train"]["checkpoint_every"])  # every k steps and at the end
     assert len(grids) >= checkpoints - 1 and all(g.path.endswith(".png") for g in grids)
-
-
-def copy_built_repo(source: Path, target: Path, env: dict) -> dict:
-    """A copy of a built repo (workspace, git, DVC cache, Prefect home) with its own, empty MLflow store (the
-    original's would put artifacts in the original's folder), so that runs in it leave the original alone;
-    returns the environment to run its stages in."""
-    own_state = {source: {"mlflow.db", "mlartifacts"}, source / ".dvc": {"tmp"}}
-    shutil.copytree(
-        source, target, symlinks=True, ignore=lambda folder, names: own_state.get(Path(folder), set()) & set(names)
-    )
-    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{target / 'mlflow.db'}", "PREFECT_HOME": str(target / ".prefect")}
 
 
 def per_step_losses_logged(root: Path, env: dict) -> int:
@@ -365,7 +318,7 @@ def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_
     root, env, first = smoke_repo
     assert "discarding" not in first.stdout + first.stderr, "a fresh pipeline has no checkpoint to discard"
     repo = tmp_path / "repo"
-    env = copy_built_repo(root, repo, env) | {"PREFECT_LOGGING_ROOT_LEVEL": "INFO"}  # the resume line is INFO
+    env = copy_built_repo(root, env, repo) | {"PREFECT_LOGGING_ROOT_LEVEL": "INFO"}  # the resume line is INFO
     checkpoints = repo / "models" / "full" / "checkpoints"
     (old,) = checkpoints.iterdir()
     steps = len(pd.read_csv(repo / "plots" / "train" / "full.csv"))

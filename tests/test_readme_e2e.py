@@ -1,6 +1,8 @@
 """The README's user guide, tried as a new user would: every fenced shell block marked
-`<!-- runnable -->` runs as written, in order, in the smoke repo."""
+`<!-- runnable -->` runs as written, in order, in a copy of the built smoke repo; what the guide says
+its experiment does, it does."""
 
+import json
 import re
 import subprocess
 import sys
@@ -8,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests._repo import REPO
+from tests._repo import EVALUATION_STAGES, REPO, copy_built_repo, run, stage_runs_of_experiment
 
 pytestmark = pytest.mark.e2e
 
 RUNNABLE = re.compile(r"<!-- runnable -->\n```bash\n(.*?)```", re.DOTALL)
+EXPERIMENT = re.compile(r"dvc exp run -n (\S+)((?: -S \S+)+)")
 
 
 def runnable_blocks() -> list[str]:
@@ -25,11 +28,17 @@ def test_the_guide_marks_its_commands_runnable():
     assert len(blocks) >= 4
     for command in ("synthesize", "interpolate", "extrapolate", "lineage", "runs", "compare", "dvc exp run"):
         assert command in commands, f"the guide runs no `{command}`"
+    assert EXPERIMENT.search(commands), "the guide's experiment names itself and sets params with -S"
 
 
-def test_every_runnable_command_of_the_guide_runs_as_written(smoke_repo):
-    root, env, _ = smoke_repo
-    env = {**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"}
+def test_every_runnable_command_of_the_guide_runs_as_written(smoke_repo, tmp_path):
+    """...and its experiment (`dvc exp run -n NAME -S tasks....`) re-runs exactly the evaluation stages,
+    whose MLflow runs carry the experiment's name and baseline revision; the params, metrics and plots
+    diffs the guide shows hold the changed params, both variants' metrics and the training curves."""
+    root = tmp_path / "repo"
+    env = copy_built_repo(*smoke_repo[:2], root)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    outputs = []
     for number, block in enumerate(runnable_blocks(), start=1):
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", block], cwd=root, env=env, capture_output=True, text=True
@@ -37,3 +46,21 @@ def test_every_runnable_command_of_the_guide_runs_as_written(smoke_repo):
         output = result.stdout[-3000:] + result.stderr[-3000:]
         assert result.returncode == 0, f"runnable block {number} failed:\n{block}\n{output}"
         assert "Traceback" not in result.stdout + result.stderr, f"runnable block {number}:\n{output}"
+        outputs.append(result.stdout)
+
+    (block, stdout), *_ = [(b, out) for b, out in zip(runnable_blocks(), outputs, strict=True) if EXPERIMENT.search(b)]
+    name, settings = EXPERIMENT.search(block).groups()
+    changed = dict(setting.split("=", 1) for setting in settings.split(" -S ")[1:])
+    assert set(re.findall(r"Running stage '([^']+)'", stdout)) == EVALUATION_STAGES
+    tags = stage_runs_of_experiment(root, env, name)
+    assert set(tags) == EVALUATION_STAGES, "exactly the stages DVC re-ran are MLflow runs of the experiment"
+    head = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+    assert {stage_tags["egsynth.dvc_exp_baseline_rev"] for stage_tags in tags.values()} == {head}
+
+    dvc = [sys.executable, "-m", "dvc"]
+    params = json.loads(run([*dvc, "params", "diff", "--json"], root, env).stdout)["params.yaml"]
+    assert {key: str(diff["new"]) for key, diff in params.items()} == changed
+    metrics = json.loads(run([*dvc, "metrics", "diff", "--json"], root, env).stdout)["reports/metrics.json"]
+    assert any(key.startswith("full.") for key in metrics) and any(key.startswith("gap.") for key in metrics)
+    plots = json.loads((root / "out" / "plots.json").read_text())["data"]
+    assert any("plots/train/" in plot and content for plot, content in plots.items()), sorted(plots)
