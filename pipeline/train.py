@@ -19,16 +19,18 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import torch
 from prefect import flow
 from torch.utils.data import DataLoader
 
 from egsynth.config import Params
 from egsynth.data.datasets import PairDataset
+from egsynth.data.encoding import to_image, to_label_indices
 from egsynth.data.patches import phase_rows, read_manifests, self_reconstruction_rows
+from egsynth.evaluation import figures
 from egsynth.evaluation.guidance import ATTENTION_STATISTICS, attention_probe
-from egsynth.evaluation.showcase import sample_grid
 from egsynth.io import atomic_path
-from egsynth.models.generator import save_generator
+from egsynth.models.generator import Generator, save_generator
 from egsynth.training import EpochData, init_distributed, train_gan
 from egsynth.training.assembly import build_training
 from egsynth.training.checkpoint import checkpoint_name, discard_other_checkpoints
@@ -39,6 +41,28 @@ SCENES = Path("data/interim/scenes.parquet")
 PARSED = Path("data/interim/parsed/index.parquet")
 MANIFESTS = Path("data/processed")
 PRETRAINED = Path("models/pretrain.pt")
+
+
+@torch.no_grad()
+def sample_grid(generator: Generator, batch: dict, path: Path, *, title: str, device: torch.device) -> Path:
+    """Training samples (target labels | exemplar | output | ground truth) of a PairDataset batch, for MLflow.
+    Here, with its one caller, so that training imports (and declares in dvc.yaml) no evaluation-case code."""
+    was_training = generator.training
+    generator.eval()
+    output = generator(
+        batch["target_labels"].to(device), batch["exemplar"].to(device), batch["exemplar_labels"].to(device)
+    ).image
+    generator.train(was_training)
+    rows = [
+        {
+            "target labels": to_label_indices(batch["target_labels"][i]),
+            "exemplar": to_image(batch["exemplar"][i]),
+            "output": to_image(output[i]),
+            "ground truth": to_image(batch["target"][i]),
+        }
+        for i in range(len(output))
+    ]
+    return figures.qualitative_grid(rows, path, title=title)
 
 
 def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> list[EpochData]:

@@ -313,8 +313,8 @@ def per_step_losses_logged(root: Path, env: dict) -> int:
 
 def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_repo, tmp_path):
     """The checkpoint of train@full is keyed by params and deps: after a code change (here a comment in
-    src/egsynth/losses.py, a dep of train@* only) `dvc repro` discards it and trains afresh; rerun with
-    nothing changed, the stage resumes its own checkpoint (finished: it trains no step)."""
+    src/egsynth/training/assembly.py, a dep of no stage before train@*) `dvc repro` discards it and trains
+    afresh; rerun with nothing changed, the stage resumes its own checkpoint (finished: it trains no step)."""
     root, env, first = smoke_repo
     assert "discarding" not in first.stdout + first.stderr, "a fresh pipeline has no checkpoint to discard"
     repo = tmp_path / "repo"
@@ -324,8 +324,8 @@ def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_
     steps = len(pd.read_csv(repo / "plots" / "train" / "full.csv"))
     dvc = [sys.executable, "-m", "dvc"]
 
-    with (repo / "src" / "egsynth" / "losses.py").open("a") as losses:
-        losses.write("# a code change that leaves every param alone\n")
+    with (repo / "src" / "egsynth" / "training" / "assembly.py").open("a") as assembly:
+        assembly.write("# a code change that leaves every param alone\n")
     changed = run([*dvc, "repro", "train@full"], repo, env)
     log = changed.stdout + changed.stderr
     assert re.findall(r"Running stage '([^']+)'", changed.stdout) == ["train@full"]

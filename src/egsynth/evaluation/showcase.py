@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from egsynth.config import FiguresConfig
 from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
 from egsynth.data.datasets import read_label_indices
-from egsynth.data.encoding import one_hot, to_image, to_label_indices
+from egsynth.data.encoding import one_hot, to_image
 from egsynth.evaluation import figures
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
 from egsynth.evaluation.tasks import CaseDataset
@@ -34,27 +34,6 @@ from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolat
 SAMPLES_NAME = "samples.npz"
 FIGURES_INDEX = "figures.json"
 CLASS_NAMES = [category.name for category in CATEGORIES]
-
-
-@torch.no_grad()
-def sample_grid(generator: Generator, batch: dict, path: Path, *, title: str, device: torch.device) -> Path:
-    """Training samples (target labels | exemplar | output | ground truth) of a PairDataset batch."""
-    was_training = generator.training
-    generator.eval()
-    output = generator(
-        batch["target_labels"].to(device), batch["exemplar"].to(device), batch["exemplar_labels"].to(device)
-    ).image
-    generator.train(was_training)
-    rows = [
-        {
-            "target labels": to_label_indices(batch["target_labels"][i]),
-            "exemplar": to_image(batch["exemplar"][i]),
-            "output": to_image(output[i]),
-            "ground truth": to_image(batch["target"][i]),
-        }
-        for i in range(len(output))
-    ]
-    return figures.qualitative_grid(rows, path, title=title)
 
 
 def example_cases(cases: pd.DataFrame, *, per_task: int, seed: int) -> pd.DataFrame:
