@@ -6,6 +6,16 @@ import pytest
 
 from tests._repo import copy_repo, prefect_server, run, smoke_params
 
+# The first end-to-end test also builds the smoke pipeline (about 5 minutes alone, twice that on a loaded
+# two-core machine): end-to-end tests get twice the suite's 10-minute timeout.
+E2E_TIMEOUT_SECONDS = 1200
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
+
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory):
