@@ -1,17 +1,21 @@
 """What every stage entry point shares: params at the boundary, its dvc.yaml entry, MLflow, Prefect.
 
 A stage's deps, outs and params sections are read from dvc.yaml through DVC's own API, so the
-lineage MLflow records is exactly what DVC hashes into dvc.lock, declared once.
+lineage MLflow records is exactly what DVC hashes into dvc.lock, declared once. Its flow sees only the
+params dvc.yaml declares for it (`declared_params`): reading any other key raises, since DVC would not
+rerun the stage when that key changes.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 # Prefect keeps its state (a SQLite database, settings) under PREFECT_HOME; default it into the
 # repo's ignored files, so a run never depends on ~/.prefect. Prefect reads its settings when it is
@@ -24,8 +28,11 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from dvc.dependency import ParamsDependency  # noqa: E402
+from dvc.exceptions import DvcException  # noqa: E402
+from dvc.parsing import JOIN  # noqa: E402
 from dvc.repo import Repo  # noqa: E402
 from prefect import Flow  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 from egsynth import tracking  # noqa: E402
 from egsynth.config import Params, ParamsError, load_params  # noqa: E402
@@ -57,28 +64,89 @@ def stage_spec(name: str) -> StageSpec:
     return StageSpec(name=name, deps=deps, outs=outs, param_sections=sections)
 
 
-def _select(params: dict, keys: tuple[str, ...]) -> dict:
-    """The params dvc.yaml lists for a stage: whole sections (`train`) or dotted keys (`train.lr`), nested."""
-    selected: dict = {}
-    for key in keys:
-        *sections, leaf = key.split(".")
-        source, target = params, selected
-        for section in sections:
-            source, target = source[section], target.setdefault(section, {})
-        target[leaf] = source[leaf]
-    return selected
+class UndeclaredParamError(LookupError):
+    """A stage read a params key its dvc.yaml entry does not declare. Not an AttributeError, which `hasattr`
+    and `getattr(..., default)` would swallow into a silent default."""
+
+
+class _DeclaredOnly(BaseModel):
+    """Mixed into a params section (or the whole `Params`) that a stage sees in part: the fields dvc.yaml does
+    not declare for the stage are absent from the instance, so Python falls back to `__getattr__`, which
+    raises for them. Properties that derive from an absent field raise the same way."""
+
+    _stage: str  # the dvc.yaml stage, `train@full`
+    _path: str  # this object's dotted path in params.yaml and a dot (`model.`), "" for the whole file
+    _complete: BaseModel  # the same object with every field, for the record of all params (`tracked_stage`)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in type(self).model_fields:
+            key = f"{self._path}{name}"
+            raise UndeclaredParamError(
+                f"stage '{self._stage}' reads params key '{key}', which dvc.yaml does not declare for it: "
+                f"declare it under the stage's `params:` in dvc.yaml, so that DVC reruns the stage when it changes"
+            )
+        return super().__getattr__(name)  # private attributes; anything else is an AttributeError
+
+
+@cache
+def _declared_only(section_class: type[BaseModel]) -> type[BaseModel]:
+    """`section_class` with `_DeclaredOnly` mixed in, under its own name (repr and Prefect show `Params`)."""
+    return type(section_class.__name__, (_DeclaredOnly, section_class), {"__module__": __name__})
+
+
+def _restrict(section: BaseModel, keys: list[list[str]], *, stage: str, path: str) -> BaseModel:
+    """`section` as far as `keys` (each a list of field names below it) reach; the empty key: all of it."""
+    if [] in keys:
+        return section
+    below: dict[str, list[list[str]]] = {}
+    for name, *rest in keys:
+        below.setdefault(name, []).append(rest)
+    values = {}
+    for name, rest in below.items():
+        key = f"{path}{name}"
+        if name not in type(section).model_fields:
+            raise ParamsError(
+                f"dvc.yaml: stage '{stage}' declares params key '{key}', which params.yaml has no place for"
+            )
+        value = getattr(section, name)
+        if [] not in rest and not isinstance(value, BaseModel):
+            raise ParamsError(f"dvc.yaml: stage '{stage}' declares keys below '{key}', which is not a section")
+        values[name] = _restrict(value, rest, stage=stage, path=f"{key}.")
+    view = _declared_only(type(section)).model_construct(_fields_set=set(values), **values)
+    for name in type(section).model_fields.keys() - values.keys():
+        del view.__dict__[name]  # model_construct filled in the default; absent, reading it raises
+    view._stage, view._path, view._complete = stage, path, section
+    return view
+
+
+def declared_params(params: Params, stage: str, keys: Iterable[str]) -> Params:
+    """What stage `stage` may read of `params`: the sections (`train`) and dotted keys (`train.lr`) its
+    dvc.yaml entry lists, nested as in params.yaml.
+
+    The result is still a `Params`, of a subclass whose undeclared fields are absent, because Prefect
+    validates and records a flow's parameters against the flows' `params: Params` annotation. An instance
+    passes its validation as it is (pydantic does not revalidate instances), while a dict of the declared
+    sections would be revalidated into a whole `Params`, the undeclared sections filled in with defaults.
+    Prefect walks a model's fields by iterating it and records a parameter by `model_dump`: both see only
+    the fields present, so the flow run records exactly the params DVC hashes into dvc.lock. A guard object
+    in each undeclared field would go through both as a value of the wrong type, and pydantic warns at
+    serializing it.
+    """
+    return _restrict(params, [key.split(".") for key in keys], stage=stage, path="")
 
 
 @contextmanager
 def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
-    """An MLflow run for this stage execution, recording its params and dvc.yaml deps and outs."""
+    """An MLflow run for this stage execution, recording its dvc.yaml deps and outs, the params it declares
+    and, as the pipeline's record, all params."""
+    if params._stage != name:
+        raise ValueError(f"tracked_stage('{name}') is given the params of stage '{params._stage}'")
     spec = stage_spec(name)
-    all_params = params.model_dump(mode="json")
     with tracking.stage_run(
         name,
         repo_root=workspace(),
-        stage_params=_select(all_params, spec.param_sections),
-        all_params=all_params,
+        stage_params=params.model_dump(mode="json"),
+        all_params=params._complete.model_dump(mode="json"),
         deps=spec.deps,
         outs=spec.outs,
         tables=[out for out in spec.outs if out.suffix == ".parquet"],
@@ -87,12 +155,16 @@ def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
 
 
 def run_stage(flow: Flow, *args: str) -> None:
-    """Validate params.yaml, then run the stage's flow (with `args` after the params); user errors end in
-    one line and an exit code."""
+    """Validate params.yaml, then run the stage's flow on the params its dvc.yaml entry declares (with `args`
+    after them); user errors end in one line and an exit code. The stage is the flow's name, with the first
+    argument as its foreach item if there are arguments: `train@full`."""
+    stage = JOIN.join([flow.name, args[0]]) if args else flow.name
     try:
-        params = load_params(workspace() / PARAMS_FILE)
+        params = declared_params(load_params(workspace() / PARAMS_FILE), stage, stage_spec(stage).param_sections)
     except ParamsError as error:
         sys.exit(f"{flow.name}: {error}")
+    except DvcException as error:  # a stage or foreach item dvc.yaml does not have
+        sys.exit(f"{flow.name}: dvc.yaml: {error}")
     state = flow(params, *args, return_state=True)
     if state.is_failed():
         try:
