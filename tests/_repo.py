@@ -3,12 +3,13 @@
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 import yaml
@@ -57,13 +58,15 @@ def copy_repo(root: Path, params: dict, prefect_api: str | None = None) -> dict:
 
 
 def copy_built_repo(source: Path, env: dict, target: Path) -> dict:
-    """A copy of a built repo (workspace, git, DVC cache, Prefect home) with its own, empty MLflow store (the
-    original's would put artifacts in the original's folder), so that runs in it leave the original and the
-    tests that share it alone; returns the environment to run its stages in."""
-    own_state = {source: {"mlflow.db", "mlartifacts"}, source / ".dvc": {"tmp"}}
+    """A copy of a built repo (workspace, git, DVC cache, Prefect home, MLflow store), so that runs in it
+    leave the original and the tests that share it alone; returns the environment to run its stages in.
+    The store's artifact locations are absolute paths into the original: they are moved into the copy."""
     shutil.copytree(
-        source, target, symlinks=True, ignore=lambda folder, names: own_state.get(Path(folder), set()) & set(names)
+        source, target, symlinks=True, ignore=lambda folder, names: {"tmp"} if folder == str(source / ".dvc") else set()
     )
+    with closing(sqlite3.connect(target / "mlflow.db")) as store, store:
+        for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+            store.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)", (str(source), str(target)))
     return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{target / 'mlflow.db'}", "PREFECT_HOME": str(target / ".prefect")}
 
 
