@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `pipeline`
 
-from pipeline.evaluate import CASES  # noqa: E402
-from pipeline.train import PRETRAINED, SCENES, epoch_data  # noqa: E402
+from pipeline._stage import stage_paths  # noqa: E402
+from pipeline.train import PARSED_INDEX, epoch_data  # noqa: E402
 
 from egsynth.config import load_params  # noqa: E402
 from egsynth.data.encoding import one_hot  # noqa: E402
@@ -111,15 +111,18 @@ def main() -> None:
     )
     params = params.model_copy(update={"train": train})
     device = torch.device(args.device)
-    scenes = pd.read_parquet(SCENES)
-    cases = pd.concat([group.head(args.eval_scenes) for _, group in read_cases(CASES).groupby("task")])
+    paths = stage_paths()  # the pipeline's, in the working directory
+    scenes = pd.read_parquet(paths["scenes_table"])
+    cases = pd.concat([group.head(args.eval_scenes) for _, group in read_cases(paths["cases"]).groupby("task")])
     others = other_exemplars(cases[cases["task"] == SWAP], seed=params.tasks.seed)
     size = params.manifest.image_size
     setting = {"variant": args.variant} | {k: getattr(train, k) for k in overrides}
     baseline = guidance(painter(class_mean_color), cases, others, image_size=size, device=device)
     print(json.dumps({"model": "class_mean"} | baseline), flush=True)
 
-    modules = build_training(args.variant, model=params.model, train=train, device=device, pretrained=PRETRAINED)
+    modules = build_training(
+        args.variant, model=params.model, train=train, device=device, pretrained=paths["pretrained"]
+    )
     generator = modules.generator.to(device)
     clock = {"training": 0.0, "since": 0.0}  # seconds spent in train_gan; the last time it was entered
 
@@ -133,7 +136,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="psnr-vs-iterations-") as scratch:
         write_manifests(build_manifests(scenes, params.manifest, train, params.pretrain), Path(scratch))
-        epochs = epoch_data(params, args.variant, manifests=Path(scratch))
+        epochs = epoch_data(
+            params,
+            args.variant,
+            manifests=Path(scratch),
+            scenes_table=paths["scenes_table"],
+            parsed_index=paths["parsed"] / PARSED_INDEX,
+        )
         phase1_end = sum(len(e.cross) // train.batch_size for e in epochs[: train.phase1_epochs])
         last = min(sum(len(e.cross) // train.batch_size for e in epochs), args.max_steps or 10**9)
 

@@ -27,10 +27,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `pipeline`
 
-from pipeline.tasks import PARSED, SCENES, SIDECAR  # noqa: E402
+from pipeline._stage import stage_paths  # noqa: E402
+from pipeline.tasks import PARSED_INDEX  # noqa: E402
 
 from egsynth.config import load_params  # noqa: E402
 from egsynth.data.datasets import read_image  # noqa: E402
+from egsynth.data.embedded import SIDECAR_NAME  # noqa: E402
 from egsynth.evaluation.correspondence import rank_candidates  # noqa: E402
 from egsynth.evaluation.tasks import build_tasks  # noqa: E402
 
@@ -46,8 +48,10 @@ def main() -> None:
     root = args.root.resolve()
     params = load_params(root / args.params)
     os.chdir(root)  # the tables name their files relative to the repository
-    scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
-    sidecar = pd.read_parquet(SIDECAR) if SIDECAR.is_file() else None
+    paths = stage_paths()
+    scenes, parsed = pd.read_parquet(paths["scenes_table"]), pd.read_parquet(paths["parsed"] / PARSED_INDEX)
+    sidecar_path = paths["raw_scenes"] / SIDECAR_NAME
+    sidecar = pd.read_parquet(sidecar_path) if sidecar_path.is_file() else None
     size, config = params.manifest.image_size, params.tasks
     common = {"threads": os.environ.get("OMP_NUM_THREADS", "default"), "image_size": size}
 

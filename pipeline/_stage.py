@@ -3,18 +3,20 @@
 A stage's deps, outs and params sections are read from dvc.yaml through DVC's own API, so the
 lineage MLflow records is exactly what DVC hashes into dvc.lock, declared once. Its flow sees only the
 params dvc.yaml declares for it (`declared_params`): reading any other key raises, since DVC would not
-rerun the stage when that key changes.
+rerun the stage when that key changes. Its data paths are the names of dvc.yaml's `paths` (`stage_paths`),
+looked up when it runs, the same values DVC puts into its deps and outs.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 # Prefect keeps its state (a SQLite database, settings) under PREFECT_HOME; default it into the
@@ -28,8 +30,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from dvc.dependency import ParamsDependency  # noqa: E402
+from dvc.dvcfile import PROJECT_FILE, load_file  # noqa: E402
 from dvc.exceptions import DvcException  # noqa: E402
 from dvc.parsing import JOIN  # noqa: E402
+from dvc.parsing.context import KeyNotInContext  # noqa: E402
 from dvc.repo import Repo  # noqa: E402
 from prefect import Flow  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
@@ -62,6 +66,59 @@ def stage_spec(name: str) -> StageSpec:
         sections = tuple(key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params)
         outs = tuple(Path(out.def_path) for out in stage.outs)
     return StageSpec(name=name, deps=deps, outs=outs, param_sections=sections)
+
+
+PATHS_VAR = "paths"
+"""The mapping in dvc.yaml's `vars` that names every data path of the pipeline."""
+
+
+class UndeclaredPathError(KeyError):
+    """A stage looked up a path name dvc.yaml's `paths` does not have (a KeyError, as a Mapping raises)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # KeyError's own would quote the message
+
+
+class StagePaths(Mapping[str, Path]):
+    """dvc.yaml's `paths`, name -> path relative to the workspace; read-only."""
+
+    def __init__(self, named: Mapping[str, Path]) -> None:
+        self._named = MappingProxyType(dict(named))
+
+    def __getitem__(self, name: str) -> Path:
+        try:
+            return self._named[name]
+        except KeyError:
+            raise UndeclaredPathError(
+                f"{PROJECT_FILE}: `vars` has no path '{name}' under `{PATHS_VAR}`: name it there and use it as "
+                f"${{{PATHS_VAR}.{name}}} in the deps or outs of the stage that reads or writes it"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._named)
+
+    def __len__(self) -> int:
+        return len(self._named)
+
+    def __repr__(self) -> str:
+        return f"StagePaths({dict(self._named)!r})"
+
+
+def stage_paths() -> StagePaths:
+    """The pipeline's data paths by name: the `paths` mapping of the workspace's dvc.yaml `vars`, read through
+    DVC's own parser, so each is the value DVC resolves `${paths.NAME}` to in the stages' deps and outs. Read
+    at each call, in the workspace a stage runs in, never at import."""
+    with Repo(str(workspace())) as repo:
+        context = load_file(repo, PROJECT_FILE).resolver.context
+        try:
+            named = context.select(PATHS_VAR, unwrap=True)
+        except KeyNotInContext:
+            raise UndeclaredPathError(
+                f"{PROJECT_FILE}: `vars` has no mapping `{PATHS_VAR}` of the data paths"
+            ) from None
+    if not isinstance(named, dict) or not all(isinstance(value, str) for value in named.values()):
+        raise ValueError(f"{PROJECT_FILE}: `vars` `{PATHS_VAR}` is no mapping of names to paths: {named!r}")
+    return StagePaths({name: Path(value) for name, value in named.items()})
 
 
 class UndeclaredParamError(LookupError):

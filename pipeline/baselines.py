@@ -10,8 +10,6 @@ shaped like a variant's metrics file; `truth` has only "miou" per task, and is a
 parser, which has no network to parse images with).
 """
 
-from pathlib import Path
-
 from prefect import flow
 
 from egsynth.config import Params
@@ -31,19 +29,16 @@ from egsynth.evaluation.evaluate import (
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import write_json_atomic
 from egsynth.models.generator import build_generator
-from pipeline._stage import run_stage, tracked_stage
-
-CASES = Path("data/eval")
-PARSER = Path("models/parser.pt")
-OUT = Path("reports/metrics/baselines.json")
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
 
 @flow(name="baselines")
 def baselines_stage(params: Params) -> None:
+    paths = stage_paths()
     with tracked_stage("baselines", params) as run:
         device = default_device()
-        suite = metric_suite(params.evaluate, params.model, parser_path=PARSER, device=device)
-        cases = read_cases(CASES)
+        suite = metric_suite(params.evaluate, params.model, parser_path=paths["parser"], device=device)
+        cases = read_cases(paths["cases"])
         untrained = build_generator("full", params.model, num_classes=NUM_CLASSES).to(device)
         options = {"image_size": params.manifest.image_size, "batch_size": params.evaluate.batch_size, "device": device}
         payload = {}
@@ -57,7 +52,7 @@ def baselines_stage(params: Params) -> None:
         if suite.layout is not None:
             payload["truth"] = truth_payload(truth_layout(suite.layout, cases, **options), suite.layout, cases)
             run.log_metrics({"truth": model_metrics(payload["truth"])})
-        write_json_atomic(OUT, payload)
+        write_json_atomic(paths["baselines_metrics"], payload)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ behind each metric, cases per task) and `reports/evaluations/VARIANT/` (sample o
 """
 
 import sys
-from pathlib import Path
 
 import pandas as pd
 from prefect import flow
@@ -26,20 +25,18 @@ from egsynth.evaluation.showcase import variant_showcase
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import atomic_path, write_json_atomic
 from egsynth.models.generator import load_generator
-from pipeline._stage import run_stage, tracked_stage
-
-SCENES = Path("data/interim/scenes.parquet")
-CASES = Path("data/eval")
-PARSER = Path("models/parser.pt")
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
 
 @flow(name="evaluate")
 def evaluate_stage(params: Params, variant: str) -> None:
+    paths = stage_paths()
     with tracked_stage(f"evaluate@{variant}", params) as run:
         device = default_device()
-        generator = load_generator(Path("models") / variant / "generator.pt", map_location=device).to(device)
-        suite = metric_suite(params.evaluate, params.model, parser_path=PARSER, device=device)
-        cases = read_cases(CASES)
+        generator = load_generator(paths["variant_models"] / variant / "generator.pt", map_location=device)
+        generator = generator.to(device)
+        suite = metric_suite(params.evaluate, params.model, parser_path=paths["parser"], device=device)
+        cases = read_cases(paths["cases"])
         evaluation = evaluate_cases(
             generator_synthesizer(generator),
             cases,
@@ -51,18 +48,18 @@ def evaluate_stage(params: Params, variant: str) -> None:
             description=variant,
         )
         payload = metrics_payload(variant, evaluation, suite, cases)
-        with atomic_path(Path("reports/evaluations") / variant, directory=True) as staging:
+        with atomic_path(paths["evaluations"] / variant, directory=True) as staging:
             variant_showcase(
                 generator,
                 cases,
-                pd.read_parquet(SCENES),
+                pd.read_parquet(paths["scenes_table"]),
                 config=params.figures,
                 image_size=params.manifest.image_size,
                 batch_size=params.evaluate.batch_size,
                 device=device,
                 out=staging,
             )
-        write_json_atomic(Path("reports/metrics") / f"{variant}.json", payload)
+        write_json_atomic(paths["metrics_dir"] / f"{variant}.json", payload)
         run.log_metrics(model_metrics(payload))
         run.log_table(evaluation.scores, "scores.json")
 

@@ -4,29 +4,24 @@ Writes `data/interim/scenes.parquet` (one row per kept image) and the DVC metric
 `reports/metrics/filter.json` (kept and removed per reason).
 """
 
-from pathlib import Path
-
 from prefect import flow
 
 from egsynth.config import Params
 from egsynth.data.filtering import filter_scenes
 from egsynth.data.source import read_descriptor
 from egsynth.io import atomic_path, write_json_atomic
-from pipeline._stage import run_stage, tracked_stage
-
-SCENES = Path("data/raw/scenes")
-TABLE = Path("data/interim/scenes.parquet")
-REPORT = Path("reports/metrics/filter.json")
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
 
 @flow(name="filter")
 def filter_stage(params: Params) -> None:
+    paths = stage_paths()
     with tracked_stage("filter", params) as run:
-        _, tree = read_descriptor(SCENES)
+        _, tree = read_descriptor(paths["raw_scenes"])
         kept, report = filter_scenes(tree, params.filter)
-        with atomic_path(TABLE) as staging:
+        with atomic_path(paths["scenes_table"]) as staging:
             kept.to_parquet(staging, index=False)
-        write_json_atomic(REPORT, report)
+        write_json_atomic(paths["filter_metrics"], report)
         run.log_metrics({"kept": report["kept"], **{f"removed_{k}": v for k, v in report["removed"].items()}})
 
 

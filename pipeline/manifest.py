@@ -4,26 +4,22 @@ Writes `data/processed/{pretrain,patches,enlarged,global}.parquet` (egsynth.data
 crop and flip of MSCA pretraining and of both training phases, drawn from `manifest.seed`.
 """
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import flow
 
 from egsynth.config import Params
 from egsynth.data.patches import build_manifests, write_manifests
 from egsynth.io import atomic_path
-from pipeline._stage import run_stage, tracked_stage
-
-SCENES = Path("data/interim/scenes.parquet")
-OUT = Path("data/processed")
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
 
 @flow(name="manifest")
 def manifest_stage(params: Params) -> None:
+    paths = stage_paths()
     with tracked_stage("manifest", params) as run:
-        scenes = pd.read_parquet(SCENES)
+        scenes = pd.read_parquet(paths["scenes_table"])
         tables = build_manifests(scenes, params.manifest, params.train, params.pretrain)
-        with atomic_path(OUT, directory=True) as staging:
+        with atomic_path(paths["manifests"], directory=True) as staging:
             write_manifests(tables, staging)
         run.log_metrics({f"{name}_rows": len(table) for name, table in tables.items()})
 

@@ -5,8 +5,6 @@ of `data/processed/pretrain.parquet`; `train@VARIANT` starts from these weights.
 `models/pretrain.pt` and the loss curve `plots/pretrain.csv`.
 """
 
-from pathlib import Path
-
 import pandas as pd
 import torch
 from prefect import flow
@@ -19,21 +17,20 @@ from egsynth.devices import default_device
 from egsynth.io import atomic_path
 from egsynth.models.generator import build_generator
 from egsynth.training.pretrain import build_decoder, pretrain, save_pretrained
-from pipeline._stage import run_stage, tracked_stage
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
-SCENES = Path("data/interim/scenes.parquet")
-PARSED = Path("data/interim/parsed/index.parquet")
-MANIFESTS = Path("data/processed")
-OUT = Path("models/pretrain.pt")
-CURVE = Path("plots/pretrain.csv")
+# The index file in the parse stage's out: egsynth.parsing.INDEX_NAME, not imported, which would make this stage
+# depend on the parser's code (tests/test_stage_paths.py checks that the two agree).
+PARSED_INDEX = "index.parquet"
 
 
 @flow(name="pretrain")
 def pretrain_stage(params: Params) -> None:
+    paths = stage_paths()
     with tracked_stage("pretrain", params) as run:
         torch.manual_seed(params.pretrain.seed)
-        rows = read_manifests(MANIFESTS)["pretrain"]
-        scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
+        rows = read_manifests(paths["manifests"])["pretrain"]
+        scenes, parsed = pd.read_parquet(paths["scenes_table"]), pd.read_parquet(paths["parsed"] / PARSED_INDEX)
         size = params.manifest
         dataset = PairDataset(
             rows, scenes, parsed, image_size=size.image_size, patch_size=size.patch_size, cache_size=len(scenes)
@@ -55,8 +52,8 @@ def pretrain_stage(params: Params) -> None:
             device=default_device(),
             on_step=lambda step, loss: run.log_metrics({"pretrain_l1": loss}, step=step),
         )
-        save_pretrained(generator, decoder, OUT)
-        with atomic_path(CURVE) as staging:
+        save_pretrained(generator, decoder, paths["pretrained"])
+        with atomic_path(paths["pretrain_curve"]) as staging:
             pd.DataFrame({"step": range(1, len(history) + 1), "l1": history}).to_csv(staging, index=False)
 
 

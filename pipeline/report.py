@@ -23,15 +23,7 @@ from egsynth.evaluation.report import BASELINES, Figure, combine, html_report, m
 from egsynth.evaluation.showcase import FIGURES_INDEX, SAMPLES_NAME
 from egsynth.evaluation.tasks import read_cases
 from egsynth.io import atomic_path, write_json_atomic
-from pipeline._stage import run_stage, tracked_stage
-
-METRICS_DIR = Path("reports/metrics")
-EVALUATIONS = Path("reports/evaluations")
-CASES = Path("data/eval")
-CURVES = Path("plots/train")
-ATTENTION_CURVES = Path("plots/attention")
-FIGURES = Path("reports/figures")
-REPORTS = Path("reports")
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
 
 def read_png(path: str) -> np.ndarray:
@@ -39,12 +31,14 @@ def read_png(path: str) -> np.ndarray:
         return np.asarray(image)
 
 
-def qualitative_grids(variants: list[str], cases: pd.DataFrame, out: Path, *, image_size: int) -> list[Figure]:
-    """Fig. 4 per task: inputs, each variant's output and the ground truth for the example cases (whose
-    PNGs the tasks stage wrote at `image_size`)."""
+def qualitative_grids(
+    variants: list[str], cases: pd.DataFrame, evaluations: Path, out: Path, *, image_size: int
+) -> list[Figure]:
+    """Fig. 4 per task: inputs, each variant's output (its samples under `evaluations`) and the ground truth
+    for the example cases (whose PNGs the tasks stage wrote at `image_size`)."""
     samples = {}
     for variant in variants:
-        with np.load(EVALUATIONS / variant / SAMPLES_NAME) as data:
+        with np.load(evaluations / variant / SAMPLES_NAME) as data:
             samples[variant] = dict(zip(data["case_ids"].tolist(), data["outputs"], strict=True))
     shown = cases[cases["case_id"].isin(samples[variants[0]])]
     result = []
@@ -73,18 +67,20 @@ def qualitative_grids(variants: list[str], cases: pd.DataFrame, out: Path, *, im
 @flow(name="report")
 def report_stage(params: Params) -> None:
     variants = list(params.variants)
-    with tracked_stage("report", params) as run, atomic_path(FIGURES, directory=True) as staging:
-        payloads = {v: json.loads((METRICS_DIR / f"{v}.json").read_text()) for v in variants}
-        baselines = json.loads((METRICS_DIR / "baselines.json").read_text())
+    paths = stage_paths()
+    evaluations = paths["evaluations"]
+    with tracked_stage("report", params) as run, atomic_path(paths["figures"], directory=True) as staging:
+        payloads = {v: json.loads((paths["metrics_dir"] / f"{v}.json").read_text()) for v in variants}
+        baselines = json.loads(paths["baselines_metrics"].read_text())
         metrics = combine(payloads, baselines)
-        cases = read_cases(CASES)
-        made = qualitative_grids(variants, cases, staging, image_size=params.manifest.image_size)
-        curves = {v: pd.read_csv(CURVES / f"{v}.csv") for v in variants}
+        cases = read_cases(paths["cases"])
+        made = qualitative_grids(variants, cases, evaluations, staging, image_size=params.manifest.image_size)
+        curves = {v: pd.read_csv(paths["training_curves"] / f"{v}.csv") for v in variants}
         figures.loss_curves(curves, staging / "loss_curves.png")
         made.append(
             Figure(staging / "loss_curves.png", "Training losses", "Generator and discriminator losses per step.")
         )
-        attention = {v: pd.read_csv(ATTENTION_CURVES / f"{v}.csv") for v in variants}
+        attention = {v: pd.read_csv(paths["attention_curves"] / f"{v}.csv") for v in variants}
         attention = {v: frame for v, frame in attention.items() if not frame.empty}
         if attention:
             path = staging / "attention_curves.png"
@@ -95,21 +91,22 @@ def report_stage(params: Params) -> None:
             )
             made.append(Figure(path, "Attention over training", caption))
         for variant in variants:
-            for entry in json.loads((EVALUATIONS / variant / FIGURES_INDEX).read_text()):
+            for entry in json.loads((evaluations / variant / FIGURES_INDEX).read_text()):
                 copy = staging / f"{variant}_{entry['file']}"
-                shutil.copyfile(EVALUATIONS / variant / entry["file"], copy)
+                shutil.copyfile(evaluations / variant / entry["file"], copy)
                 made.append(Figure(copy, f"{entry['title']}: {variant}", entry["caption"]))
 
         models = variants + [name for name in BASELINES if name in baselines]
         count = {task: int(n) for task, n in cases["task"].value_counts().sort_index().items()}
-        with atomic_path(REPORTS / "report.html") as html_path:
+        with atomic_path(paths["report_html"]) as html_path:
             html_path.write_text(html_report(metrics, models, made, cases=count))
-        final = [Figure(FIGURES / f.path.name, f.title, f.caption) for f in made]
-        with atomic_path(REPORTS / "report.md") as md_path:
-            md_path.write_text(markdown_report(metrics, models, final, cases=count, relative_to=REPORTS))
-        write_json_atomic(REPORTS / "metrics.json", metrics)
+        final = [Figure(paths["figures"] / f.path.name, f.title, f.caption) for f in made]
+        with atomic_path(paths["report_md"]) as md_path:
+            markdown = markdown_report(metrics, models, final, cases=count, relative_to=paths["report_md"].parent)
+            md_path.write_text(markdown)
+        write_json_atomic(paths["report_metrics"], metrics)
         run.log_metrics({k: v for k, v in metrics.items() if k != "backbones"})
-        run.log_artifact(REPORTS / "report.html")
+        run.log_artifact(paths["report_html"])
 
 
 if __name__ == "__main__":

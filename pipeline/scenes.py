@@ -14,14 +14,13 @@ from egsynth.config import Params
 from egsynth.data import source
 from egsynth.data.embedded import write_embedded_dataset
 from egsynth.io import atomic_path
-from pipeline._stage import run_stage, tracked_stage
-
-OUT = Path("data/raw/scenes")
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
 
 @flow(name="scenes")
 def scenes(params: Params) -> None:
-    with tracked_stage("scenes", params), atomic_path(OUT, directory=True) as staging:
+    paths = stage_paths()
+    with tracked_stage("scenes", params), atomic_path(paths["raw_scenes"], directory=True) as staging:
         if params.data.source == "embedded":
             write_embedded_dataset(params.scenes, staging)
             tree, root = source.validate_coco_stuff_root(staging), Path(".")

@@ -5,8 +5,6 @@ ground truth) and, on the embedded data, the exact style swap. Writes `data/eval
 candidates.parquet and each case's PNGs) at the generators' global size `manifest.image_size`.
 """
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import flow
 
@@ -14,26 +12,27 @@ from egsynth.config import Params
 from egsynth.data.embedded import SIDECAR_NAME
 from egsynth.evaluation.tasks import build_tasks
 from egsynth.io import atomic_path
-from pipeline._stage import run_stage, tracked_stage
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
-SCENES = Path("data/interim/scenes.parquet")
-PARSED = Path("data/interim/parsed/index.parquet")
-SIDECAR = Path("data/raw/scenes") / SIDECAR_NAME
-OUT = Path("data/eval")
+# The index file in the parse stage's out: egsynth.parsing.INDEX_NAME, not imported, which would make this stage
+# depend on the parser's code (tests/test_stage_paths.py checks that the two agree).
+PARSED_INDEX = "index.parquet"
 
 
 @flow(name="tasks")
 def tasks_stage(params: Params) -> None:
-    with tracked_stage("tasks", params) as run, atomic_path(OUT, directory=True) as staging:
-        sidecar = pd.read_parquet(SIDECAR) if SIDECAR.is_file() else None
+    paths = stage_paths()
+    with tracked_stage("tasks", params) as run, atomic_path(paths["cases"], directory=True) as staging:
+        sidecar_path = paths["raw_scenes"] / SIDECAR_NAME  # written for the embedded dataset only
+        sidecar = pd.read_parquet(sidecar_path) if sidecar_path.is_file() else None
         cases, candidates = build_tasks(
-            pd.read_parquet(SCENES),
-            pd.read_parquet(PARSED),
+            pd.read_parquet(paths["scenes_table"]),
+            pd.read_parquet(paths["parsed"] / PARSED_INDEX),
             sidecar,
             staging,
             config=params.tasks,
             image_size=params.manifest.image_size,
-            recorded_dir=OUT,
+            recorded_dir=paths["cases"],
         )
         retrieving = candidates[candidates["task"] == "retrieving"]
         chosen = retrieving[retrieving["chosen"]]

@@ -35,12 +35,11 @@ from egsynth.training import EpochData, init_distributed, train_gan
 from egsynth.training.assembly import build_training
 from egsynth.training.checkpoint import checkpoint_name, discard_other_checkpoints
 from egsynth.training.distributed import gather
-from pipeline._stage import run_stage, tracked_stage
+from pipeline._stage import run_stage, stage_paths, tracked_stage
 
-SCENES = Path("data/interim/scenes.parquet")
-PARSED = Path("data/interim/parsed/index.parquet")
-MANIFESTS = Path("data/processed")
-PRETRAINED = Path("models/pretrain.pt")
+# The index file in the parse stage's out: egsynth.parsing.INDEX_NAME, not imported, which would make this stage
+# depend on the parser's code (tests/test_stage_paths.py checks that the two agree).
+PARSED_INDEX = "index.parquet"
 
 
 @torch.no_grad()
@@ -65,12 +64,15 @@ def sample_grid(generator: Generator, batch: dict, path: Path, *, title: str, de
     return figures.qualitative_grid(rows, path, title=title)
 
 
-def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> list[EpochData]:
-    """The datasets of every epoch, phase 1 then phase 2. Phase 1's first `train.warmup_epochs` train
-    without D, on the cross task and self-reconstruction of the same target patches (Eq. 10 at patch
-    size; not for `no_global`). `spade_vae` reconstructs every target from itself, warm-up included."""
+def epoch_data(
+    params: Params, variant: str, *, manifests: Path, scenes_table: Path, parsed_index: Path
+) -> list[EpochData]:
+    """The datasets of every epoch, phase 1 then phase 2, from the manifests directory, the scenes table and the
+    parsed labels' index. Phase 1's first `train.warmup_epochs` train without D, on the cross task and
+    self-reconstruction of the same target patches (Eq. 10 at patch size; not for `no_global`). `spade_vae`
+    reconstructs every target from itself, warm-up included."""
     tables = read_manifests(manifests)
-    scenes, parsed = pd.read_parquet(SCENES), pd.read_parquet(PARSED)
+    scenes, parsed = pd.read_parquet(scenes_table), pd.read_parquet(parsed_index)
     sizes = {
         "image_size": params.manifest.image_size,
         "patch_size": params.manifest.patch_size,
@@ -94,10 +96,11 @@ def epoch_data(params: Params, variant: str, *, manifests: Path = MANIFESTS) -> 
 @flow(name="train")
 def train_stage(params: Params, variant: str) -> None:
     context = init_distributed()
-    out = Path("models") / variant
+    paths = stage_paths()
+    out = paths["variant_models"] / variant
     with tracked_stage(f"train@{variant}", params) as run:
         modules = build_training(
-            variant, model=params.model, train=params.train, device=context.device, pretrained=PRETRAINED
+            variant, model=params.model, train=params.train, device=context.device, pretrained=paths["pretrained"]
         )
         generator = modules.generator
         run.log_metrics({"pretrained_tensors_not_loaded": len(modules.pretrained.not_loaded)})
@@ -110,7 +113,13 @@ def train_stage(params: Params, variant: str) -> None:
         checkpoint = out / "checkpoints" / checkpoint_name(depends_on, deps)
         if context.is_main:
             discard_other_checkpoints(checkpoint)
-        epochs = epoch_data(params, variant)
+        epochs = epoch_data(
+            params,
+            variant,
+            manifests=paths["manifests"],
+            scenes_table=paths["scenes_table"],
+            parsed_index=paths["parsed"] / PARSED_INDEX,
+        )
         samples = next(iter(DataLoader(epochs[0].cross, batch_size=4)))  # fixed rows, shown at every checkpoint
         attention_rows = []  # the attention probe on `samples` at each checkpoint
         with tempfile.TemporaryDirectory(prefix="egsynth-samples-") as scratch:
@@ -144,9 +153,9 @@ def train_stage(params: Params, variant: str) -> None:
             )
         if context.is_main:
             save_generator(generator, params.model, out / "generator.pt")
-            with atomic_path(Path("plots/train") / f"{variant}.csv") as staging:
+            with atomic_path(paths["training_curves"] / f"{variant}.csv") as staging:
                 pd.DataFrame(result.history).to_csv(staging, index=False)
-            with atomic_path(Path("plots/attention") / f"{variant}.csv") as staging:
+            with atomic_path(paths["attention_curves"] / f"{variant}.csv") as staging:
                 pd.DataFrame(attention_rows, columns=["step", *ATTENTION_STATISTICS]).to_csv(staging, index=False)
             run.log_metrics({"rollbacks": result.rollbacks, "steps": result.steps})
 

@@ -82,6 +82,19 @@ def test_an_output_over_an_input_or_a_dvc_out_is_refused_naming_both(tmp_path):
     check_outputs([tmp_path / "elsewhere.png"], [source])
 
 
+def test_an_out_dvc_yaml_names_through_its_vars_is_refused_before_it_ever_ran(tmp_path):
+    """The pipeline names its outs `${paths.NAME}` (dvc.yaml's `vars`): DVC's templating resolves them."""
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "dvc.yaml").write_text(
+        "vars:\n  - paths:\n      table: data/table.parquet\n      curves: plots\n"
+        "stages:\n  s:\n    cmd: x\n    outs:\n    - ${paths.table}\n"
+        "  t:\n    foreach: [a]\n    do:\n      cmd: y\n      plots:\n      - ${paths.curves}/${item}.csv\n"
+    )
+    with pytest.raises(UnsafeOutput, match=f"DVC tracks {tmp_path / 'data' / 'table.parquet'}"):
+        check_outputs([tmp_path / "data" / "table.parquet"], [])
+    check_outputs([tmp_path / "data" / "other.parquet"], [])
+
+
 def test_a_torch_load_refusal_never_advises_the_unsafe_load():
     refusal = RuntimeError("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` ...")
     assert "False" not in torch_load_problem(refusal) and "never unpickled" in torch_load_problem(refusal)

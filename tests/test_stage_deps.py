@@ -19,7 +19,9 @@ PACKAGE_ROOTS = {"egsynth": REPO / "src", "pipeline": REPO}
 
 PLUMBING = {
     "pipeline/__init__.py": "a docstring only",
-    "pipeline/_stage.py": "passes config.py's params to the flow, opens its MLflow run, ends errors in one line",
+    "pipeline/_stage.py": (
+        "passes config.py's params and dvc.yaml's paths to the flow, opens its MLflow run, ends errors in one line"
+    ),
     "src/egsynth/__init__.py": "a docstring and __version__, which no stage writes into an output",
     "src/egsynth/data/__init__.py": "empty",
     "src/egsynth/evaluation/__init__.py": "a docstring only",

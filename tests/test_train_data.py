@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import torch
-from pipeline.train import PARSED, SCENES, epoch_data
+from pipeline.train import epoch_data
 
 from egsynth.config import FilterConfig, ManifestConfig, Params, PretrainConfig, ScenesConfig, TrainConfig
 from egsynth.data.cocostuff import CocoStuffLayout
@@ -19,24 +19,26 @@ PARAMS = Params(
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    """A stage's working directory: the scenes table, a parsed index (the ground truth as parse) and manifests."""
+    """What the train stage reads: the scenes table, a parsed index (the ground truth as parse) and manifests."""
     root = tmp_path_factory.mktemp("repo")
     write_embedded_dataset(ScenesConfig(num_train=8, num_val=2, height=48, width=48, workers=1), root / "tree")
     scenes, _ = filter_scenes(CocoStuffLayout(root / "tree"), FilterConfig())
-    for path in (root / SCENES, root / PARSED):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    scenes.to_parquet(root / SCENES, index=False)
+    scenes.to_parquet(root / "scenes.parquet", index=False)
     parsed = pd.DataFrame({"image_id": scenes["image_id"], "parsed_path": scenes["label_path"]})
-    parsed.to_parquet(root / PARSED, index=False)
+    parsed.to_parquet(root / "parsed.parquet", index=False)
     write_manifests(build_manifests(scenes, PARAMS.manifest, PARAMS.train, PretrainConfig()), root / "manifests")
     return root
 
 
-def batches(repo, monkeypatch, variant: str) -> list[tuple[int, str, dict]]:
+def batches(repo, variant: str) -> list[tuple[int, str, dict]]:
     """(epoch, task, batch) of every batch of every epoch of `variant`, in training order."""
-    monkeypatch.chdir(repo)
+    inputs = {
+        "manifests": repo / "manifests",
+        "scenes_table": repo / "scenes.parquet",
+        "parsed_index": repo / "parsed.parquet",
+    }
     out = []
-    for index, epoch in enumerate(epoch_data(PARAMS, variant, manifests=repo / "manifests")):
+    for index, epoch in enumerate(epoch_data(PARAMS, variant, **inputs)):
         for task, dataset in (("cross", epoch.cross), ("global", epoch.global_)):
             if dataset is not None:
                 loader = torch.utils.data.DataLoader(dataset, batch_size=PARAMS.train.batch_size)
@@ -44,27 +46,27 @@ def batches(repo, monkeypatch, variant: str) -> list[tuple[int, str, dict]]:
     return out
 
 
-def test_every_spade_vae_training_batch_reconstructs_its_targets_from_themselves(repo, monkeypatch):
+def test_every_spade_vae_training_batch_reconstructs_its_targets_from_themselves(repo):
     """SPADE_VAE "is based on a self-reconstruction loss" (Sec. 4): exemplar = target, image and labels."""
-    seen = batches(repo, monkeypatch, "spade_vae")
+    seen = batches(repo, "spade_vae")
     assert {epoch for epoch, _, _ in seen} == {0, 1, 2} and {task for _, task, _ in seen} == {"cross", "global"}
     for _, _, batch in seen:
         assert torch.equal(batch["exemplar"], batch["target"])
         assert torch.equal(batch["exemplar_labels"], batch["target_labels"])  # the parse is the ground truth here
 
 
-def test_spade_vae_trains_on_the_targets_the_paper_variants_cross_reconstruct(repo, monkeypatch):
-    crossing = [(e, t, b) for e, t, b in batches(repo, monkeypatch, "full") if t == "cross"]
-    own = [(e, t, b) for e, t, b in batches(repo, monkeypatch, "spade_vae") if t == "cross"]
+def test_spade_vae_trains_on_the_targets_the_paper_variants_cross_reconstruct(repo):
+    crossing = [(e, t, b) for e, t, b in batches(repo, "full") if t == "cross"]
+    own = [(e, t, b) for e, t, b in batches(repo, "spade_vae") if t == "cross"]
     assert len(own) == len(crossing)
     for (_, _, a), (_, _, b) in zip(crossing, own, strict=True):
         assert torch.equal(a["image_id"], b["image_id"]) and torch.equal(a["target"], b["target"])
     assert any(not torch.equal(b["exemplar"], b["target"]) for _, _, b in crossing), "full crosses patches"
 
 
-def test_the_warm_up_adds_patch_self_reconstruction_except_where_the_variant_has_none(repo, monkeypatch):
+def test_the_warm_up_adds_patch_self_reconstruction_except_where_the_variant_has_none(repo):
     tasks = {
-        variant: sorted({task for epoch, task, _ in batches(repo, monkeypatch, variant) if epoch == 0})
+        variant: sorted({task for epoch, task, _ in batches(repo, variant) if epoch == 0})
         for variant in ("full", "no_global", "spade_vae")
     }
     assert tasks == {"full": ["cross", "global"], "no_global": ["cross"], "spade_vae": ["cross"]}

@@ -219,9 +219,11 @@ def dvc_tracked_out(path: Path | str) -> Path | None:
 
 
 def _declared_outs(dvc_yaml: Path) -> list[str]:
-    """The plain out paths dvc.yaml declares (templated ones, `${item}`, are in dvc.lock once they ran)."""
+    """The out paths dvc.yaml declares, plain or templated on the mappings of its `vars` (`${paths.parser}`);
+    those templated on anything else (a foreach `${item}`, a params file) are in dvc.lock once they ran."""
     try:
-        stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+        data = yaml.safe_load(dvc_yaml.read_text()) or {}
+        stages, vars_ = data.get("stages", {}), data.get("vars", [])
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
         return []
     found = []
@@ -230,9 +232,33 @@ def _declared_outs(dvc_yaml: Path) -> list[str]:
         for key in ("outs", "metrics", "plots"):
             for out in body.get(key, []) if isinstance(body, dict) else []:
                 name = next(iter(out), None) if isinstance(out, dict) else out
-                if isinstance(name, str) and "${" not in name:
+                if isinstance(name, str):
                     found.append(name)
-    return found
+    plain = [name for name in found if "${" not in name]
+    mappings = [item for item in vars_ if isinstance(item, dict)] if isinstance(vars_, list) else []
+    return plain + _resolved([name for name in found if "${" in name], mappings)
+
+
+def _resolved(templates: list[str], mappings: list[dict]) -> list[str]:
+    """`templates` as DVC's own templating resolves them on `mappings`; the ones it cannot are left out."""
+    if not templates or not mappings:
+        return []
+    from dvc.exceptions import DvcException  # imported only here: a command outside a pipeline never loads DVC
+    from dvc.parsing.context import Context
+
+    try:
+        context = Context()
+        for mapping in mappings:
+            context.merge_update(Context(mapping))
+    except DvcException:
+        return []
+    resolved = []
+    for template in templates:
+        with suppress(DvcException):
+            value = context.resolve_str(template)
+            if isinstance(value, str):
+                resolved.append(value)
+    return resolved
 
 
 def check_outputs(outputs: Iterable[Path], inputs: Iterable[Path | None]) -> None:
