@@ -1,4 +1,5 @@
-"""A temporary copy of this repo running the smoke preset: shared by the end-to-end tests."""
+"""Temporary copies of this repo running the smoke preset, and the Prefect server they report to: shared by the
+end-to-end tests."""
 
 import os
 import shutil
