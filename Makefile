@@ -2,6 +2,7 @@
 #   make repro   set up, then run the whole pipeline (dvc repro) on params.yaml
 #   make test    set up with the demo's extras, then run the test suite (the browser test needs Debian's chromium:
 #                installed here when running as root, else that test is skipped, saying so)
+#   make test-fast  the same without the end-to-end tests
 #   make demo    set up with the demo's extras, then serve `egsynth demo` on the trained models
 #   make lock    rewrite requirements.lock from the packages installed in .venv
 PYTHON ?= python3
@@ -14,7 +15,7 @@ EXTRAS_STAMP := $(VENV)/.extras-stamp
 # constraints: pip installs nothing the project does not need, and nothing at another version.
 LOCK   := requirements.lock
 
-.PHONY: repro test demo chromium setup lock clean-venv
+.PHONY: repro test test-fast demo chromium setup lock clean-venv
 
 setup: $(STAMP)
 
@@ -49,9 +50,15 @@ lock:
 repro: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# Tests run on one pytest-xdist worker per core; the end-to-end ones last, while the smoke pipeline they share builds
+# in the background (tests/conftest.py). test-fast leaves the end-to-end tests out: the inner loop.
 test: $(EXTRAS_STAMP) chromium
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
+
+test-fast: $(EXTRAS_STAMP) chromium
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not e2e"
 
 demo: $(EXTRAS_STAMP)
 	$(BIN)/egsynth demo

@@ -43,6 +43,17 @@ def copy_repo(root: Path, params: dict, prefect_api: str | None = None) -> dict:
             shutil.copy2(REPO / name, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = stage_env(root, prefect_api)
+    git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
+    run([*git, "init", "-q"], root, env)
+    run([*git, "add", "-A"], root, env)
+    run([*git, "commit", "-q", "-m", "test copy"], root, env)
+    return env
+
+
+def stage_env(root: Path, prefect_api: str | None = None) -> dict:
+    """The environment to run the stages of the repo copy at `root` in: this interpreter's commands first, the
+    copy's own MLflow store and Prefect home, and the Prefect server at `prefect_api` if given."""
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -51,10 +62,6 @@ def copy_repo(root: Path, params: dict, prefect_api: str | None = None) -> dict:
     }
     if prefect_api:
         env["PREFECT_API_URL"] = prefect_api
-    git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
-    run([*git, "init", "-q"], root, env)
-    run([*git, "add", "-A"], root, env)
-    run([*git, "commit", "-q", "-m", "test copy"], root, env)
     return env
 
 

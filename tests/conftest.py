@@ -1,36 +1,109 @@
-"""Fixtures shared across test files."""
+"""Fixtures shared across test files, and the order the session runs its tests in.
 
+The end-to-end tests share one Prefect server and one smoke pipeline, which tests/_smoke.py starts in the background
+as the session begins; the session runs every other test first, so the build overlaps them. Under pytest-xdist
+(`make test`: `-n 2 --dist loadgroup`) the workers share both, and the tests that use the smoke repo in place run on
+one worker, one after another (xdist group "smoke-repo"); a test that changes a repo takes `smoke_copy`, its own copy.
+"""
+
+import os
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
-from tests._repo import copy_repo, prefect_server, run, smoke_params
+from tests._repo import REPO, copy_built_repo, stage_env
+from tests._smoke import alive
 
-# The first end-to-end test also builds the smoke pipeline (about 5 minutes alone, twice that on a loaded
-# two-core machine, and the fixture counts toward the first test's time): end-to-end tests get 30 minutes.
+# The first end-to-end test may wait for the smoke build (about 5 minutes alone, twice that on a loaded two-core
+# machine): end-to-end tests get 30 minutes.
 E2E_TIMEOUT_SECONDS = 1800
+SMOKE_GROUP = "smoke-repo"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def pytest_collection_modifyitems(items):
+    """End-to-end tests last (a stable sort: files keep their order), so the unit tests run while the smoke pipeline
+    builds; tests that use the shared smoke repo in place run on one xdist worker."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
+        if "smoke_repo" in item.fixturenames and "smoke_copy" not in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group(SMOKE_GROUP))
+
+
+def shared_dir(tmp_path_factory) -> Path:
+    """The directory every worker of this session sees: the session's base temp dir (its parent, in a worker)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if WORKER else base
+
+
+def wait_for(path: Path, what: str, seconds: float, shared: Path) -> str:
+    """The text of `path`, once tests/_smoke.py (its pid and log in `shared`) wrote it; fails if it does not."""
+    deadline = time.monotonic() + seconds
+    launcher = int((shared / "launcher.pid").read_text())
+    while not path.exists():
+        log = (shared / "launcher.log").read_text()[-3000:]
+        assert alive(launcher) or path.exists(), f"tests/_smoke.py stopped before its {what}; its log:\n{log}"
+        assert time.monotonic() < deadline, f"no {what} after {seconds:.0f} s; the log of tests/_smoke.py:\n{log}"
+        time.sleep(1)
+    return path.read_text()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_pipeline(request, tmp_path_factory):
+    """Start tests/_smoke.py (once per session, whichever worker comes first) when a selected test needs the Prefect
+    server or the smoke repo. It stops by itself once the session's pytest process is gone."""
+    needed = {name for item in request.session.items for name in item.fixturenames}
+    if "prefect_api" not in needed:
+        yield None
+        return
+    shared = shared_dir(tmp_path_factory)
+    launcher = shared / "launcher.pid"
+    with FileLock(shared / "launcher.lock"):
+        if not launcher.exists():
+            session_pid = os.getppid() if WORKER else os.getpid()
+            command = [sys.executable, "-m", "tests._smoke", str(shared), str(session_pid)]
+            with launcher.with_suffix(".log").open("w") as log:
+                started = subprocess.Popen(
+                    [*command, *(["--build"] if "smoke_repo" in needed else [])],
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            launcher.write_text(str(started.pid))
+    yield shared
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory):
-    """One Prefect server for the end-to-end tests: without it, every stage process they run would start
+def prefect_api(background_pipeline):
+    """The URL of the session's Prefect server: without it, every stage process the end-to-end tests run would start
     (and migrate) a temporary server of its own, about 10 s each."""
-    with prefect_server(tmp_path_factory.mktemp("prefect")) as url:
-        yield url
+    return wait_for(background_pipeline / "prefect.url", "Prefect server", 300, background_pipeline)
 
 
 @pytest.fixture(scope="session")
-def smoke_repo(tmp_path_factory, prefect_api):
+def smoke_repo(background_pipeline, prefect_api):
     """The smoke preset built by the whole-DAG Prefect flow (`python -m pipeline.dag`, one `dvc repro --single-item`
-    task per stage) in a temporary copy of the repo; its stdout carries each stage's DVC output. It and every
-    copy of it report to the `prefect_api` server."""
-    root = tmp_path_factory.mktemp("repo")
-    env = copy_repo(root, smoke_params(), prefect_api)
-    first = run([sys.executable, "-m", "pipeline.dag"], root, env)
-    return root, env, first
+    task per stage) in a temporary copy of the repo: (root, environment to run its stages in, the build's
+    CompletedProcess, whose stdout carries each stage's DVC output). Tests read it; one that changes it takes
+    `smoke_copy`."""
+    shared = background_pipeline
+    returncode = int(wait_for(shared / "smoke.rc", "smoke build", E2E_TIMEOUT_SECONDS - 60, shared))
+    stdout, stderr = ((shared / f"smoke.{stream}").read_text() for stream in ("stdout", "stderr"))
+    command = [sys.executable, "-m", "pipeline.dag"]
+    assert returncode == 0, f"{' '.join(command)} failed:\n{stdout[-4000:]}\n{stderr[-4000:]}"
+    root = shared / "smoke"
+    return root, stage_env(root, prefect_api), subprocess.CompletedProcess(command, returncode, stdout, stderr)
+
+
+@pytest.fixture
+def smoke_copy(smoke_repo, tmp_path):
+    """A copy of the built smoke repo (workspace, git, DVC cache, MLflow store) of this test's own: (root, env)."""
+    root = tmp_path / "repo"
+    return root, copy_built_repo(*smoke_repo[:2], root)

@@ -85,13 +85,15 @@ def test_plan_is_the_dvc_graph_in_upstream_first_order_with_foreach_items_expand
 
 
 @pytest.fixture(scope="module")
-def first_flow(tmp_path_factory):
-    """The flow's first run over the tiny repo, whose `parse` fails once."""
+def first_flow(tmp_path_factory, prefect_api):
+    """The flow's first run over the tiny repo, whose `parse` fails once, reporting to the session's Prefect server."""
     root = tmp_path_factory.mktemp("tiny")
-    env = tiny_repo(root)
+    env = tiny_repo(root) | {"PREFECT_API_URL": prefect_api}
     return root, env, dag(root, env)
 
 
+@pytest.mark.e2e
+@pytest.mark.xdist_group("tiny-dag")  # one worker: the second test runs the flow again on the first's repo
 def test_the_flow_runs_every_stage_upstream_first_and_retries_a_transiently_failing_one(first_flow):
     root, _, result = first_flow
     assert result.returncode == 0, result.stderr[-4000:]
@@ -104,6 +106,8 @@ def test_the_flow_runs_every_stage_upstream_first_and_retries_a_transiently_fail
     assert (root / "parse-attempts.txt").read_text().count("attempt") == 2
 
 
+@pytest.mark.e2e
+@pytest.mark.xdist_group("tiny-dag")
 def test_a_failing_stage_stops_its_downstream_stages_and_exits_naming_its_log(first_flow):
     root, env, _ = first_flow
     (root / "settings.txt").write_text("second settings\n")

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from egsynth import tracking
-from tests._repo import EVALUATION_STAGES, copy_built_repo, copy_repo, run, smoke_params, stage_runs_of_experiment
+from tests._repo import EVALUATION_STAGES, copy_repo, run, smoke_params, stage_runs_of_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -248,12 +248,11 @@ def test_report_embeds_the_table_and_every_figure(smoke_repo):
     assert all(f"figures/{name}" in markdown for name in names)
 
 
-def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smoke_repo, tmp_path):
+def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smoke_copy):
     """`dvc exp run --queue` + `dvc queue start` on a committed baseline: DVC runs it in a copy under
     .dvc/tmp/exps, re-running only the evaluation stages; its metrics reach `dvc exp show` and
     `dvc exp diff`; its stage runs reach MLflow under the experiment's name and baseline revision."""
-    root = tmp_path / "repo"
-    env = copy_built_repo(*smoke_repo[:2], root)
+    root, env = smoke_copy
     git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
     run([*git, "add", "-A"], root, env)
     run([*git, "commit", "-q", "-m", "baseline pipeline"], root, env)
@@ -311,14 +310,14 @@ def per_step_losses_logged(root: Path, env: dict) -> int:
     return len(MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(newest.run_id, "g_loss"))
 
 
-def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_repo, tmp_path):
+def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_repo, smoke_copy):
     """The checkpoint of train@full is keyed by params and deps: after a code change (here a comment in
     src/egsynth/training/assembly.py, a dep of no stage before train@*) `dvc repro` discards it and trains
     afresh; rerun with nothing changed, the stage resumes its own checkpoint (finished: it trains no step)."""
-    root, env, first = smoke_repo
+    first = smoke_repo[2]
     assert "discarding" not in first.stdout + first.stderr, "a fresh pipeline has no checkpoint to discard"
-    repo = tmp_path / "repo"
-    env = copy_built_repo(root, env, repo) | {"PREFECT_LOGGING_ROOT_LEVEL": "INFO"}  # the resume line is INFO
+    repo, env = smoke_copy
+    env = env | {"PREFECT_LOGGING_ROOT_LEVEL": "INFO"}  # the resume line is INFO
     checkpoints = repo / "models" / "full" / "checkpoints"
     (old,) = checkpoints.iterdir()
     steps = len(pd.read_csv(repo / "plots" / "train" / "full.csv"))

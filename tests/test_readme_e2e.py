@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._repo import EVALUATION_STAGES, REPO, copy_built_repo, run, stage_runs_of_experiment
+from tests._repo import EVALUATION_STAGES, REPO, run, stage_runs_of_experiment
 
 pytestmark = pytest.mark.e2e
 
@@ -31,12 +31,11 @@ def test_the_guide_marks_its_commands_runnable():
     assert EXPERIMENT.search(commands), "the guide's experiment names itself and sets params with -S"
 
 
-def test_every_runnable_command_of_the_guide_runs_as_written(smoke_repo, tmp_path):
+def test_every_runnable_command_of_the_guide_runs_as_written(smoke_copy):
     """...and its experiment (`dvc exp run -n NAME -S tasks....`) re-runs exactly the evaluation stages,
     whose MLflow runs carry the experiment's name and baseline revision; the params, metrics and plots
     diffs the guide shows hold the changed params, both variants' metrics and the training curves."""
-    root = tmp_path / "repo"
-    env = copy_built_repo(*smoke_repo[:2], root)
+    root, env = smoke_copy
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     outputs = []
     for number, block in enumerate(runnable_blocks(), start=1):

@@ -220,6 +220,7 @@ with tracking.stage_run("make", repo_root=Path.cwd(), stage_params=params, all_p
 """
 
 
+@pytest.mark.e2e  # a real `dvc exp run`
 def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_original_store(tmp_path, monkeypatch):
     for name in ("MLFLOW_TRACKING_URI", tracking.EXPERIMENT_ENV):
         monkeypatch.delenv(name, raising=False)
