@@ -1,4 +1,4 @@
-"""`egsynth lineage`, `runs` and `compare` on a tiny DVC + git repo whose stages ran under `tracking.stage_run`."""
+"""`egsynth lineage`, `runs` and `compare` on a tiny DVC + git repo whose stages ran under `writer.stage_run`."""
 
 import json
 import os
@@ -10,11 +10,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from egsynth import lineage, tracking
+from egsynth import lineage
 from egsynth.cli import app
 from egsynth.lineage import LineageError
 from egsynth.provenance import dvc_md5
-from egsynth.tracking import stage_run
+from egsynth.tracking.store import EXPERIMENT_ENV
+from egsynth.tracking.writer import StageRun, stage_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # inside dvc 3.67's graph code
 runner = CliRunner()
@@ -85,7 +86,7 @@ def environment(tmp_path_factory):
     """This module's MLflow store and experiment; no DVC experiment or torchrun variables."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-        patch.setenv(tracking.EXPERIMENT_ENV, "test_lineage")
+        patch.setenv(EXPERIMENT_ENV, "test_lineage")
         for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "RANK"):
             patch.delenv(name, raising=False)
         yield
@@ -302,9 +303,9 @@ def two_runs(environment, tmp_path, monkeypatch):
     root = tmp_path / "repo"
     (root / ".dvc").mkdir(parents=True)
     monkeypatch.chdir(root)
-    monkeypatch.setenv(tracking.EXPERIMENT_ENV, "test_lineage_compare")
+    monkeypatch.setenv(EXPERIMENT_ENV, "test_lineage_compare")
 
-    def evaluate(params: dict, metrics: dict) -> tracking.StageRun:
+    def evaluate(params: dict, metrics: dict) -> StageRun:
         with stage_run("evaluate", repo_root=root, stage_params=params, all_params=params, deps=[], outs=[]) as run:
             run.log_metrics(metrics)
         return run

@@ -9,7 +9,7 @@ itself and DVC revisions through `dvc exp diff`'s own function (`Repo.experiment
 experiment names and git revisions alike.
 
 Every function returns dataclasses; `format_*` turn them into the text the CLI prints. MLflow is read
-through `egsynth.tracking` only.
+through `egsynth.tracking.queries` only.
 """
 
 from __future__ import annotations
@@ -22,8 +22,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from egsynth import provenance, tracking
-from egsynth.tracking import PipelineRecord, StageRecord
+from egsynth import provenance
+from egsynth.tracking.queries import (
+    PipelineRecord,
+    StageRecord,
+    StoreError,
+    existing_store,
+    find_pipeline,
+    find_run,
+    find_stage_runs,
+    recent_pipelines,
+)
 
 DEFAULT_KEY_METRICS = ("psnr", "miou", "kept")  # `egsynth runs`: PSNR per task, the parser's mIoU, scenes kept
 WIDTH = 120  # text output wraps long lists of params and metrics at this width
@@ -44,8 +53,8 @@ def _repo_root(repo_root: Path | None) -> Path:
 
 def _require_store(repo_root: Path) -> None:
     try:
-        tracking.existing_store(repo_root)
-    except (FileNotFoundError, tracking.StoreError) as error:
+        existing_store(repo_root)
+    except (FileNotFoundError, StoreError) as error:
         raise LineageError(str(error)) from None
 
 
@@ -164,7 +173,7 @@ def trace(path: Path, repo_root: Path | None = None) -> Lineage:
             stages = tuple(_stage_lineage(stage, chain, root, digests) for stage in order)
     except DvcException as error:
         raise LineageError(f"{root / 'dvc.yaml'}: DVC cannot read the pipeline: {error}") from None
-    except tracking.StoreError as error:
+    except StoreError as error:
         raise LineageError(str(error)) from None
     return Lineage(path=target.relative_to(root).as_posix(), out=_repo_path(out, root), stages=stages)
 
@@ -207,7 +216,7 @@ def matching_run(repo_root: Path, stage: str, outs: Mapping[str, str | None]) ->
     if not outs or None in outs.values():
         return None
     path, md5 = next(iter(outs.items()))
-    candidates = tracking.find_stage_runs(repo_root, out=path, md5=md5)  # newest first
+    candidates = find_stage_runs(repo_root, out=path, md5=md5)  # newest first
     return next((r for r in candidates if r.stage == stage and r.status == "FINISHED" and r.outs == outs), None)
 
 
@@ -272,8 +281,8 @@ def recent_runs(limit: int, repo_root: Path | None = None) -> list[PipelineRecor
     root = _repo_root(repo_root)
     _require_store(root)
     try:
-        return tracking.recent_pipelines(root, limit)
-    except tracking.StoreError as error:
+        return recent_pipelines(root, limit)
+    except StoreError as error:
         raise LineageError(str(error)) from None
 
 
@@ -353,19 +362,19 @@ def compare(a: str, b: str, repo_root: Path | None = None) -> Comparison:
             " DVC experiments"
         )
     try:
-        tracking.existing_store(root)
+        existing_store(root)
         unknown = f"not an MLflow run id or pipeline fingerprint, nor a DVC experiment or git revision of {root}"
-    except (FileNotFoundError, tracking.StoreError) as error:  # then say why no run id could match
+    except (FileNotFoundError, StoreError) as error:  # then say why no run id could match
         unknown = f"not a DVC experiment or git revision of {root}, and no run id can match: {error}"
     return _dvc_comparison(a, b, root, unknown)
 
 
 def _mlflow_side(ref: str, root: Path) -> _Side | None:
     try:
-        record = tracking.find_run(root, ref) or tracking.find_pipeline(root, ref)
+        record = find_run(root, ref) or find_pipeline(root, ref)
     except FileNotFoundError:  # no MLflow store: only DVC revisions can be compared
         return None
-    except tracking.StoreError as error:
+    except StoreError as error:
         raise LineageError(str(error)) from None
     if isinstance(record, PipelineRecord):
         label = f"pipeline run {record.run_id} ({record.fingerprint}, commit {record.commit[:12]})"
