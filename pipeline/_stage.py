@@ -38,9 +38,9 @@ from dvc.repo import Repo  # noqa: E402
 from prefect import Flow  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 
-from egsynth import tracking  # noqa: E402
 from egsynth.config import Params, ParamsError, load_params  # noqa: E402
 from egsynth.data.source import DatasetError  # noqa: E402
+from egsynth.tracking.writer import StageRun, stage_run  # noqa: E402
 
 PARAMS_FILE = "params.yaml"
 
@@ -193,13 +193,13 @@ def declared_params(params: Params, stage: str, keys: Iterable[str]) -> Params:
 
 
 @contextmanager
-def tracked_stage(name: str, params: Params) -> Iterator[tracking.StageRun]:
+def tracked_stage(name: str, params: Params) -> Iterator[StageRun]:
     """An MLflow run for this stage execution, recording its dvc.yaml deps and outs, the params it declares
     and, as the pipeline's record, all params."""
     if params._stage != name:
         raise ValueError(f"tracked_stage('{name}') is given the params of stage '{params._stage}'")
     spec = stage_spec(name)
-    with tracking.stage_run(
+    with stage_run(
         name,
         repo_root=workspace(),
         stage_params=params.model_dump(mode="json"),

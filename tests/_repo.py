@@ -82,16 +82,16 @@ def stage_runs_of_experiment(root: Path, env: dict, name: str) -> dict[str, dict
     """Stage name -> tags of the MLflow stage runs made inside DVC experiment `name`."""
     from mlflow import MlflowClient
 
-    from egsynth import tracking
+    from egsynth.tracking import store
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
+    experiment = client.get_experiment_by_name(store.DEFAULT_EXPERIMENT)
     runs = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`egsynth.dvc_exp_name` = '{name}' and tags.`egsynth.kind` = 'stage'",
         max_results=100,
     )
-    return {run.data.tags[tracking.STAGE]: run.data.tags for run in runs}
+    return {run.data.tags[store.STAGE]: run.data.tags for run in runs}
 
 
 @contextmanager

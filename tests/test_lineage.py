@@ -1,4 +1,4 @@
-"""`egsynth lineage`, `runs` and `compare` on a tiny DVC + git repo whose stages ran under `tracking.stage_run`."""
+"""`egsynth lineage`, `runs` and `compare` on a tiny DVC + git repo whose stages ran under `writer.stage_run`."""
 
 import json
 import os
@@ -10,11 +10,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from egsynth import lineage, tracking
+from egsynth import lineage, run_history
 from egsynth.cli import app
 from egsynth.lineage import LineageError
 from egsynth.provenance import dvc_md5
-from egsynth.tracking import stage_run
+from egsynth.tracking.store import EXPERIMENT_ENV
+from egsynth.tracking.writer import StageRun, stage_run
 
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # inside dvc 3.67's graph code
 runner = CliRunner()
@@ -85,7 +86,7 @@ def environment(tmp_path_factory):
     """This module's MLflow store and experiment; no DVC experiment or torchrun variables."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}")
-        patch.setenv(tracking.EXPERIMENT_ENV, "test_lineage")
+        patch.setenv(EXPERIMENT_ENV, "test_lineage")
         for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "RANK"):
             patch.delenv(name, raising=False)
         yield
@@ -288,7 +289,7 @@ def test_a_broken_store_is_one_line_for_every_audit_command_and_stays_byte_ident
 
 def test_runs_lists_the_pipeline_with_every_stage_run_and_its_key_metrics(repo):
     _, runs = repo
-    (pipeline,) = lineage.recent_runs(5)
+    (pipeline,) = run_history.recent_runs(5)
     assert [stage.run_id for stage in pipeline.stages] == [runs[s] for s in ("train@b", "train@a", "filter", "scenes")]
     result = runner.invoke(app, ["runs", "--metric", "kept"])
     assert result.exit_code == 0, result.output
@@ -302,9 +303,9 @@ def two_runs(environment, tmp_path, monkeypatch):
     root = tmp_path / "repo"
     (root / ".dvc").mkdir(parents=True)
     monkeypatch.chdir(root)
-    monkeypatch.setenv(tracking.EXPERIMENT_ENV, "test_lineage_compare")
+    monkeypatch.setenv(EXPERIMENT_ENV, "test_lineage_compare")
 
-    def evaluate(params: dict, metrics: dict) -> tracking.StageRun:
+    def evaluate(params: dict, metrics: dict) -> StageRun:
         with stage_run("evaluate", repo_root=root, stage_params=params, all_params=params, deps=[], outs=[]) as run:
             run.log_metrics(metrics)
         return run
@@ -316,11 +317,11 @@ def two_runs(environment, tmp_path, monkeypatch):
 
 def test_compare_of_two_stage_runs_lists_exactly_the_differing_params_and_metrics(two_runs):
     first, second = two_runs
-    comparison = lineage.compare(first.run_id, second.run_id)
-    assert comparison.params == (lineage.Difference("evaluate.batch", "4", "8"),)
+    comparison = run_history.compare(first.run_id, second.run_id)
+    assert comparison.params == (run_history.Difference("evaluate.batch", "4", "8"),)
     assert comparison.metrics == (
-        lineage.Difference("swap.fid", None, 30.0),
-        lineage.Difference("swap.psnr", 15.0, 16.0),
+        run_history.Difference("swap.fid", None, 30.0),
+        run_history.Difference("swap.psnr", 15.0, 16.0),
     )
     result = runner.invoke(app, ["compare", first.run_id, second.run_id])
     assert result.exit_code == 0, result.output
@@ -329,11 +330,11 @@ def test_compare_of_two_stage_runs_lists_exactly_the_differing_params_and_metric
 
 def test_compare_of_two_pipeline_fingerprints_diffs_all_params_and_each_stages_metrics(two_runs):
     first, second = two_runs
-    comparison = lineage.compare(first.fingerprint, second.fingerprint)
+    comparison = run_history.compare(first.fingerprint, second.fingerprint)
     assert first.parent_run_id in comparison.a and second.parent_run_id in comparison.b
     assert [d.key for d in comparison.params] == ["evaluate.batch"]
     assert [d.key for d in comparison.metrics] == ["evaluate/swap.fid", "evaluate/swap.psnr"]
-    assert lineage.compare(first.fingerprint, first.parent_run_id).params == ()
+    assert run_history.compare(first.fingerprint, first.parent_run_id).params == ()
     result = runner.invoke(app, ["compare", first.fingerprint, first.fingerprint])
     assert result.exit_code == 0 and "no param or metric differs" in result.output
 
@@ -365,14 +366,14 @@ def test_compare_of_git_revisions_and_dvc_experiments_lists_exactly_what_changed
         dvc_repo.experiments.save(name="lr-up")
     monkeypatch.chdir(root)
 
-    comparison = lineage.compare("baseline", "HEAD")
-    assert comparison.params == (lineage.Difference("params.yaml:train.lr", 0.1, 0.2),)
-    assert comparison.metrics == (lineage.Difference("metrics.json:psnr", 15.0, 16.0),)
-    experiment = lineage.compare("HEAD", "lr-up")
+    comparison = run_history.compare("baseline", "HEAD")
+    assert comparison.params == (run_history.Difference("params.yaml:train.lr", 0.1, 0.2),)
+    assert comparison.metrics == (run_history.Difference("metrics.json:psnr", 15.0, 16.0),)
+    experiment = run_history.compare("HEAD", "lr-up")
     assert experiment.params == (
-        lineage.Difference("params.yaml:train.lr", 0.2, 0.3),
-        lineage.Difference("params.yaml:train.seed", 0, 1),
+        run_history.Difference("params.yaml:train.lr", 0.2, 0.3),
+        run_history.Difference("params.yaml:train.seed", 0, 1),
     )
     assert experiment.metrics == ()
     with pytest.raises(LineageError, match="nope: not an MLflow run id or pipeline fingerprint, nor a DVC"):
-        lineage.compare("HEAD", "nope")
+        run_history.compare("HEAD", "nope")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from egsynth import tracking
+from egsynth.tracking.queries import find_stage_runs
 from tests._repo import EVALUATION_STAGES, copy_repo, run, smoke_params, stage_runs_of_experiment
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +43,7 @@ def test_every_out_md5_in_dvc_lock_is_on_an_mlflow_run_of_that_stage(smoke_repo)
         parents = set()
         for stage, entry in lock.items():
             for out in entry["outs"]:
-                (record,) = tracking.find_stage_runs(root, out=out["path"], md5=out["md5"])
+                (record,) = find_stage_runs(root, out=out["path"], md5=out["md5"])
                 assert record.stage == stage and record.status == "FINISHED"
                 assert record.deps == {dep["path"]: dep["md5"] for dep in entry["deps"]}
                 parents.add(record.fingerprint)
@@ -288,7 +288,7 @@ def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):
     root, env, _ = smoke_repo
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     try:
-        (record,) = tracking.find_stage_runs(root, out="models/full/generator.pt")
+        (record,) = find_stage_runs(root, out="models/full/generator.pt")
         grids = MlflowClient(env["MLFLOW_TRACKING_URI"]).list_artifacts(record.run_id, "samples")
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
@@ -304,7 +304,7 @@ def per_step_losses_logged(root: Path, env: dict) -> int:
 
     os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     try:
-        newest, *_ = tracking.find_stage_runs(root, out="models/full/generator.pt")
+        newest, *_ = find_stage_runs(root, out="models/full/generator.pt")
     finally:
         del os.environ["MLFLOW_TRACKING_URI"]
     return len(MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(newest.run_id, "g_loss"))

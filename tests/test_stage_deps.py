@@ -25,10 +25,11 @@ PLUMBING = {
     "src/egsynth/__init__.py": "a docstring and __version__, which no stage writes into an output",
     "src/egsynth/data/__init__.py": "empty",
     "src/egsynth/evaluation/__init__.py": "a docstring only",
-    "src/egsynth/tracking.py": "the MLflow writer: records each stage run, writes no out",
+    "src/egsynth/tracking/__init__.py": "a docstring only",
+    "src/egsynth/tracking/writer.py": "the MLflow writer: records each stage run, writes no out",
 }
 """Modules a stage may run without declaring them, because they change no byte of its outs. What only these
-modules import is not followed (e.g. `provenance.py`, which tracking.py uses for the lineage it records):
+modules import is not followed (e.g. `provenance.py`, which tracking/writer.py uses for the lineage it records):
 a module the stage itself uses is reached through the stage's own imports."""
 
 

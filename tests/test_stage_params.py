@@ -122,7 +122,7 @@ def test_tracked_stage_records_the_declared_params_and_all_params(monkeypatch):
         yield None
 
     monkeypatch.chdir(REPO)
-    monkeypatch.setattr(_stage.tracking, "stage_run", stage_run)
+    monkeypatch.setattr(_stage, "stage_run", stage_run)
     with tracked_stage("report", declared_params(PARAMS, "report", ["variants", "manifest.image_size"])):
         pass
     assert recorded["stage_params"] == {"manifest": {"image_size": 96}, "variants": ["gap", "no_fm"]}

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from egsynth import tracking
 from egsynth.provenance import dvc_md5, find_repo_root
-from egsynth.tracking import dep_tag, out_tag, stage_run, tracking_uri, version_tag
+from egsynth.tracking import store
+from egsynth.tracking.queries import find_stage_runs
+from egsynth.tracking.store import dep_tag, out_tag, tracking_uri, version_tag
+from egsynth.tracking.writer import StageRun, stage_run
 from tests._workspace import EXP_COPIES, git_commit_all, git_init, sh, write_scenes
 
 # ----------------------------------------------------------------------------
@@ -33,7 +35,7 @@ def repo(tmp_path, monkeypatch, store_uri, request) -> Path:
     (root / ".dvc").mkdir(parents=True)
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
-    monkeypatch.setenv(tracking.EXPERIMENT_ENV, request.node.name)
+    monkeypatch.setenv(store.EXPERIMENT_ENV, request.node.name)
     for name in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "RANK"):
         monkeypatch.delenv(name, raising=False)
     return root
@@ -45,7 +47,7 @@ def client():
     return MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
 
 
-def run_stage(root: Path, name: str, all_params: dict, **kwargs) -> tracking.StageRun:
+def run_stage(root: Path, name: str, all_params: dict, **kwargs) -> StageRun:
     with stage_run(name, repo_root=root, stage_params={}, all_params=all_params, deps=[], outs=[], **kwargs) as r:
         pass
     return r
@@ -103,8 +105,8 @@ def test_stage_run_records_stage_params_and_the_dvc_md5_of_deps_and_outs(repo, m
     got = client().get_run(run.run_id)
     tags = got.data.tags
     assert got.info.status == "FINISHED"
-    assert tags[tracking.STAGE] == "filter" and tags["egsynth.dvc_exp_name"] == "hazy-fern"
-    assert tags[tracking.GIT_COMMIT] == "none" and tags[tracking.GIT_DIRTY] == "true"
+    assert tags[store.STAGE] == "filter" and tags["egsynth.dvc_exp_name"] == "hazy-fern"
+    assert tags[store.GIT_COMMIT] == "none" and tags[store.GIT_DIRTY] == "true"
     assert tags[dep_tag("data/raw/scenes")] == dvc_md5(scenes)
     assert tags[out_tag(table)] == dvc_md5(repo / table)
     assert tags[out_tag(report)] == dvc_md5(repo / report)
@@ -132,7 +134,7 @@ def test_stage_run_records_the_installed_versions_of_the_packages_that_change_nu
 
 
 def test_find_stage_runs_by_out_digest_returns_the_run_that_wrote_those_bytes(repo):
-    def train(weights: bytes) -> tracking.StageRun:
+    def train(weights: bytes) -> StageRun:
         (repo / "models").mkdir(exist_ok=True)
         deps, outs = [Path("data/raw/scenes")], [Path("models/g.pt")]
         with stage_run("train", repo_root=repo, stage_params={}, all_params=PARAMS, deps=deps, outs=outs) as run:
@@ -141,11 +143,11 @@ def test_find_stage_runs_by_out_digest_returns_the_run_that_wrote_those_bytes(re
 
     scenes = write_scenes(repo)
     old, new = train(b"old"), train(b"new")
-    (record,) = tracking.find_stage_runs(repo, out="models/g.pt", md5=dvc_md5(repo / "models" / "g.pt"))
+    (record,) = find_stage_runs(repo, out="models/g.pt", md5=dvc_md5(repo / "models" / "g.pt"))
     assert record.run_id == new.run_id and record.stage == "train" and record.status == "FINISHED"
     assert record.deps == {"data/raw/scenes": dvc_md5(scenes)}
-    assert [r.run_id for r in tracking.find_stage_runs(repo, out="models/g.pt")] == [new.run_id, old.run_id]
-    assert tracking.find_stage_runs(repo, out="models/other.pt") == []
+    assert [r.run_id for r in find_stage_runs(repo, out="models/g.pt")] == [new.run_id, old.run_id]
+    assert find_stage_runs(repo, out="models/other.pt") == []
 
 
 def test_runs_with_the_same_commit_and_params_share_one_parent(repo):
@@ -156,7 +158,7 @@ def test_runs_with_the_same_commit_and_params_share_one_parent(repo):
     for stage in (first, second, other):
         assert client().get_run(stage.run_id).data.tags["mlflow.parentRunId"] == stage.parent_run_id
     parent = client().get_run(first.parent_run_id)
-    assert parent.data.tags[tracking.FINGERPRINT] == first.fingerprint
+    assert parent.data.tags[store.FINGERPRINT] == first.fingerprint
     assert parent.data.params["filter.min_outdoor"] == "0.5"
 
 
@@ -210,11 +212,11 @@ def test_stage_in_a_dvc_exp_temp_copy_logs_to_the_original_store_with_paths_rela
 STAGE_SCRIPT = """\
 from pathlib import Path
 import yaml
-from egsynth import tracking
+from egsynth.tracking.writer import stage_run
 
 params = yaml.safe_load(open("params.yaml"))
 deps, outs = [Path("stage.py")], [Path("out")]
-with tracking.stage_run("make", repo_root=Path.cwd(), stage_params=params, all_params=params, deps=deps, outs=outs):
+with stage_run("make", repo_root=Path.cwd(), stage_params=params, all_params=params, deps=deps, outs=outs):
     Path("out").mkdir()
     Path("out/v.txt").write_text(str(params["make"]["v"]))
 """
@@ -222,7 +224,7 @@ with tracking.stage_run("make", repo_root=Path.cwd(), stage_params=params, all_p
 
 @pytest.mark.e2e  # a real `dvc exp run`
 def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_original_store(tmp_path, monkeypatch):
-    for name in ("MLFLOW_TRACKING_URI", tracking.EXPERIMENT_ENV):
+    for name in ("MLFLOW_TRACKING_URI", store.EXPERIMENT_ENV):
         monkeypatch.delenv(name, raising=False)
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -239,7 +241,7 @@ def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_or
     refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=repo).split()
     (ref,) = [ref for ref in refs if ref.endswith("/vtwo")]
     lock = yaml.safe_load(sh("git", "show", f"{ref}:dvc.lock", cwd=repo))["stages"]["make"]
-    (record,) = tracking.find_stage_runs(repo, out="out")  # the default store of the original repo
+    (record,) = find_stage_runs(repo, out="out")  # the default store of the original repo
     assert record.outs == {"out": lock["outs"][0]["md5"]}
     assert record.deps == {"stage.py": lock["deps"][0]["md5"]}
     assert record.params == {"make.v": "2"} and record.dirty

@@ -1,32 +1,30 @@
-"""Audits of the pipeline's lineage: where a file came from, what ran lately, what differs between two runs.
+"""The audit of a file's lineage, `egsynth lineage`: where it came from, checked against what is on disk now.
 
 `trace` answers "which data, parser, manifest, pretraining, code commit and params produced this file"
 (docs/design.md, "Who uses it and how"). The DAG and the digests come from DVC itself (dvc.yaml and
 dvc.lock through `dvc.repo.Repo`), each stage is matched to the latest finished MLflow run whose out tags
 equal its dvc.lock md5s, and every dep and out is hashed again on disk with DVC's own hashing
-(`provenance.dvc_md5`): a file that changed since is flagged, never trusted. `compare` diffs MLflow runs
-itself and DVC revisions through `dvc exp diff`'s own function (`Repo.experiments.diff`), which resolves
-experiment names and git revisions alike.
+(`provenance.dvc_md5`): a file that changed since is flagged, never trusted. What ran lately and what differs
+between two runs are `egsynth.run_history`'s, which shares this module's `LineageError` and helpers.
 
 Every function returns dataclasses; `format_*` turn them into the text the CLI prints. MLflow is read
-through `egsynth.tracking` only.
+through `egsynth.tracking.queries` only.
 """
 
 from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from egsynth import provenance, tracking
-from egsynth.tracking import PipelineRecord, StageRecord
+from egsynth import provenance
+from egsynth.tracking.queries import StageRecord, StoreError, existing_store, find_stage_runs
 
-DEFAULT_KEY_METRICS = ("psnr", "miou", "kept")  # `egsynth runs`: PSNR per task, the parser's mIoU, scenes kept
-WIDTH = 120  # text output wraps long lists of params and metrics at this width
+WIDTH = 120  # text output wraps long lists of params and metrics at this width (here and in `run_history`)
 MD5_WIDTH = 36  # a directory's md5: 32 hex digits and ".dir"
 
 
@@ -35,25 +33,28 @@ class LineageError(Exception):
     the thing and the problem."""
 
 
-def _repo_root(repo_root: Path | None) -> Path:
+def repository_root(repo_root: Path | None) -> Path:
+    """The DVC repository above `repo_root` (default: the working directory), or LineageError."""
     try:
         return provenance.find_repo_root(repo_root).resolve()
     except FileNotFoundError as error:
         raise LineageError(str(error)) from None
 
 
-def _require_store(repo_root: Path) -> None:
+def require_store(repo_root: Path) -> None:
+    """LineageError, naming the file and the problem, unless the repository's MLflow store can be read."""
     try:
-        tracking.existing_store(repo_root)
-    except (FileNotFoundError, tracking.StoreError) as error:
+        existing_store(repo_root)
+    except (FileNotFoundError, StoreError) as error:
         raise LineageError(str(error)) from None
 
 
-def _when(ms: int) -> str:
+def local_time(ms: int) -> str:
+    """An MLflow timestamp (ms since the epoch) as local date and time, to the second."""
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _wrapped(pairs: Mapping[str, Any], width: int) -> list[str]:
+def wrapped_pairs(pairs: Mapping[str, Any], width: int) -> list[str]:
     """`key=value` pairs, sorted, wrapped to lines of `width` characters."""
     text = "  ".join(f"{key}={value}" for key, value in sorted(pairs.items()))
     return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
@@ -142,7 +143,7 @@ def trace(path: Path, repo_root: Path | None = None) -> Lineage:
     from dvc.exceptions import DvcException, OutputNotFoundError
     from dvc.repo import Repo
 
-    root = _repo_root(repo_root)
+    root = repository_root(repo_root)
     target = Path(os.path.abspath(path))
     if not target.is_relative_to(root):
         raise LineageError(
@@ -156,7 +157,7 @@ def trace(path: Path, repo_root: Path | None = None) -> Lineage:
                 if not target.exists():
                     raise LineageError(f"{path}: does not exist, and no stage in dvc.yaml produces it") from None
                 raise LineageError(f"{path}: no stage in dvc.yaml produces it (it is no out, nor inside one)") from None
-            _require_store(root)
+            require_store(root)
             graph = repo.index.graph  # edges point from a stage to the stages whose outs it reads
             chain = graph.subgraph({out.stage, *nx.descendants(graph, out.stage)})
             order = nx.lexicographical_topological_sort(chain, key=lambda stage: stage.addressing)
@@ -164,7 +165,7 @@ def trace(path: Path, repo_root: Path | None = None) -> Lineage:
             stages = tuple(_stage_lineage(stage, chain, root, digests) for stage in order)
     except DvcException as error:
         raise LineageError(f"{root / 'dvc.yaml'}: DVC cannot read the pipeline: {error}") from None
-    except tracking.StoreError as error:
+    except StoreError as error:
         raise LineageError(str(error)) from None
     return Lineage(path=target.relative_to(root).as_posix(), out=_repo_path(out, root), stages=stages)
 
@@ -207,7 +208,7 @@ def matching_run(repo_root: Path, stage: str, outs: Mapping[str, str | None]) ->
     if not outs or None in outs.values():
         return None
     path, md5 = next(iter(outs.items()))
-    candidates = tracking.find_stage_runs(repo_root, out=path, md5=md5)  # newest first
+    candidates = find_stage_runs(repo_root, out=path, md5=md5)  # newest first
     return next((r for r in candidates if r.stage == stage and r.status == "FINISHED" and r.outs == outs), None)
 
 
@@ -246,9 +247,9 @@ def _format_stage(stage: StageLineage) -> list[str]:
     if run is None:
         lines.append("  run       NONE: no finished MLflow run recorded these outs")
     else:
-        params = _wrapped(run.params, WIDTH - len(indent)) or ["(none)"]
+        params = wrapped_pairs(run.params, WIDTH - len(indent)) or ["(none)"]
         lines += [
-            f"  run       {run.run_id}  {run.status}  {_when(run.start_time)}  pipeline {run.fingerprint}",
+            f"  run       {run.run_id}  {run.status}  {local_time(run.start_time)}  pipeline {run.fingerprint}",
             f"  commit    {run.commit}{'  (dirty: tracked files differed from it)' if run.dirty else ''}",
             f"  params    {params[0]}",
             *(indent + line for line in params[1:]),
@@ -261,187 +262,3 @@ def _format_stage(stage: StageLineage) -> list[str]:
             note = f"  on disk {check.on_disk or 'nothing'}" if check.status in ("MODIFIED", "MISSING") else ""
             lines.append(f"{head}{check.status:<9} {check.recorded or '-':<{MD5_WIDTH}}  {check.path}{note}")
     return lines
-
-
-# ----------------------------------------------------------------------------
-# recent runs
-
-
-def recent_runs(limit: int, repo_root: Path | None = None) -> list[PipelineRecord]:
-    """The `limit` pipeline runs (one per git commit + params) that started last, newest first."""
-    root = _repo_root(repo_root)
-    _require_store(root)
-    try:
-        return tracking.recent_pipelines(root, limit)
-    except tracking.StoreError as error:
-        raise LineageError(str(error)) from None
-
-
-def key_metrics(metrics: Mapping[str, float], names: Iterable[str]) -> dict[str, float]:
-    """The metrics named `name`, or ending in `.name` (a flattened `task.name`), for each of `names`."""
-    names = tuple(names)
-    return {key: value for key, value in metrics.items() if any(key == n or key.endswith(f".{n}") for n in names)}
-
-
-def format_runs(pipelines: list[PipelineRecord], names: Iterable[str] = DEFAULT_KEY_METRICS) -> str:
-    """A table per pipeline run: its stage runs, newest first, each followed by its key metrics."""
-    names = tuple(names)
-    if not pipelines:
-        return "no pipeline runs yet"
-    indent = " " * 6
-    blocks = []
-    for pipeline in pipelines:
-        lines = [
-            f"pipeline {pipeline.fingerprint}  run {pipeline.run_id}  commit {pipeline.commit[:12]}"
-            f"  first stage {_when(pipeline.start_time)}  ({len(pipeline.stages)} stage runs)",
-            f"  {'started':<19}  {'stage':<16}  {'status':<8}  run id",
-        ]
-        for stage in pipeline.stages:
-            lines.append(f"  {_when(stage.start_time):<19}  {stage.stage:<16}  {stage.status:<8}  {stage.run_id}")
-            metrics = {key: f"{value:.4g}" for key, value in key_metrics(stage.metrics, names).items()}
-            lines += [indent + line for line in _wrapped(metrics, WIDTH - len(indent))]
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-# ----------------------------------------------------------------------------
-# comparisons
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One param or metric whose value differs between A and B."""
-
-    key: str  # a flattened param or metric; `stage/metric` for a pipeline run, `file:key` for a DVC revision
-    a: Any  # None: A has no such key
-    b: Any
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The params and metrics that differ between A and B, nothing else."""
-
-    a: str  # what A resolved to, e.g. "stage run <id> (train@full, pipeline <fingerprint>)"
-    b: str
-    params: tuple[Difference, ...]
-    metrics: tuple[Difference, ...]
-
-
-@dataclass(frozen=True)
-class _Side:
-    label: str
-    params: Mapping[str, Any]
-    metrics: Mapping[str, Any]
-
-
-def compare(a: str, b: str, repo_root: Path | None = None) -> Comparison:
-    """What differs between two MLflow runs (stage or pipeline runs, by run id or pipeline fingerprint) or
-    two DVC revisions (experiment names or git revisions, as `dvc exp diff A B` takes them)."""
-    root = _repo_root(repo_root)
-    side_a, side_b = _mlflow_side(a, root), _mlflow_side(b, root)
-    if side_a and side_b:
-        return Comparison(
-            a=side_a.label,
-            b=side_b.label,
-            params=_differences(side_a.params, side_b.params),
-            metrics=_differences(side_a.metrics, side_b.metrics),
-        )
-    if side_a or side_b:
-        ref, other = (b, a) if side_a else (a, b)
-        raise LineageError(
-            f"{ref}: not an MLflow run id or pipeline fingerprint, but {other} is one: compare two runs or two"
-            " DVC experiments"
-        )
-    try:
-        tracking.existing_store(root)
-        unknown = f"not an MLflow run id or pipeline fingerprint, nor a DVC experiment or git revision of {root}"
-    except (FileNotFoundError, tracking.StoreError) as error:  # then say why no run id could match
-        unknown = f"not a DVC experiment or git revision of {root}, and no run id can match: {error}"
-    return _dvc_comparison(a, b, root, unknown)
-
-
-def _mlflow_side(ref: str, root: Path) -> _Side | None:
-    try:
-        record = tracking.find_run(root, ref) or tracking.find_pipeline(root, ref)
-    except FileNotFoundError:  # no MLflow store: only DVC revisions can be compared
-        return None
-    except tracking.StoreError as error:
-        raise LineageError(str(error)) from None
-    if isinstance(record, PipelineRecord):
-        label = f"pipeline run {record.run_id} ({record.fingerprint}, commit {record.commit[:12]})"
-        return _Side(label, record.params, pipeline_metrics(record))
-    if isinstance(record, StageRecord):
-        label = f"stage run {record.run_id} ({record.stage}, pipeline {record.fingerprint})"
-        return _Side(label, record.params, record.metrics)
-    return None
-
-
-def pipeline_metrics(pipeline: PipelineRecord) -> dict[str, float]:
-    """`stage/metric` for the latest finished run of each stage of the pipeline run."""
-    latest: dict[str, StageRecord] = {}
-    for stage in pipeline.stages:  # newest first
-        if stage.status == "FINISHED":
-            latest.setdefault(stage.stage, stage)
-    return {f"{name}/{key}": value for name, stage in latest.items() for key, value in stage.metrics.items()}
-
-
-def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[Difference, ...]:
-    return tuple(
-        Difference(key, a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)
-    )
-
-
-def _dvc_comparison(a: str, b: str, root: Path, unknown: str) -> Comparison:
-    """`dvc exp diff A B` through DVC's Python API: params and metrics files as each revision committed them.
-    A name that is no revision raises LineageError("<name>: <unknown>")."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-    from dvc.scm import resolve_rev
-
-    def resolve(repo: Repo, ref: str) -> str:
-        try:
-            return resolve_rev(repo.scm, ref)
-        except DvcException:
-            raise LineageError(f"{ref}: {unknown}") from None
-
-    try:
-        with Repo(os.fspath(root)) as repo:
-            rev_a, rev_b = resolve(repo, a), resolve(repo, b)
-            diff = repo.experiments.diff(a_rev=rev_a, b_rev=rev_b)
-    except DvcException as error:
-        raise LineageError(f"{root}: dvc exp diff {a} {b} failed: {error}") from None
-    return Comparison(
-        a=f"DVC revision {a} ({rev_a[:12]})",
-        b=f"DVC revision {b} ({rev_b[:12]})",
-        params=_dvc_differences(diff.get("params", {})),
-        metrics=_dvc_differences(diff.get("metrics", {})),
-    )
-
-
-def _dvc_differences(diff: Mapping[str, Mapping[str, Mapping]]) -> tuple[Difference, ...]:
-    """DVC's {file: {key: {"old", "new"}}} as `file:key` differences."""
-    return tuple(
-        Difference(f"{file}:{key}" if key else file, change.get("old"), change.get("new"))
-        for file, changes in sorted(diff.items())
-        for key, change in sorted(changes.items())
-    )
-
-
-def format_comparison(comparison: Comparison) -> str:
-    """Two aligned columns per section, or one line saying nothing differs."""
-    lines = [f"A: {comparison.a}", f"B: {comparison.b}"]
-    if not comparison.params and not comparison.metrics:
-        return "\n".join([*lines, "no param or metric differs"])
-    for title, differences in (("params", comparison.params), ("metrics", comparison.metrics)):
-        if not differences:
-            lines.append(f"no {title} differ")
-            continue
-        key_width = max(len(d.key) for d in differences)
-        a_width = max(len(_value(d.a)) for d in differences)
-        lines += ["", f"{title} that differ:", f"  {'':<{key_width}}  {'A':<{a_width}}  B"]
-        lines += [f"  {d.key:<{key_width}}  {_value(d.a):<{a_width}}  {_value(d.b)}" for d in differences]
-    return "\n".join(lines)
-
-
-def _value(value: Any) -> str:
-    return "-" if value is None else str(value)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from egsynth import lineage
+from egsynth import lineage, run_history
 from egsynth.cli._app import app, fail, in_range
 from egsynth.lineage import LineageError
 
@@ -49,10 +49,10 @@ def runs_command(
     """Recent pipeline runs (one per git commit + params), newest first, with their stage runs' key metrics."""
     in_range("--limit", limit, 1, MAX_RUNS)
     try:
-        pipelines = lineage.recent_runs(limit)
+        pipelines = run_history.recent_runs(limit)
     except LineageError as error:
         fail(str(error))
-    typer.echo(lineage.format_runs(pipelines, metric or lineage.DEFAULT_KEY_METRICS))
+    typer.echo(run_history.format_runs(pipelines, metric or run_history.DEFAULT_KEY_METRICS))
 
 
 @app.command("compare")
@@ -63,9 +63,9 @@ def compare_command(
 ) -> None:
     """Print the params and metrics that differ between two MLflow runs or two DVC experiments, nothing else."""
     try:
-        comparison = lineage.compare(a, b)
+        comparison = run_history.compare(a, b)
     except LineageError as error:
         fail(str(error))
     typer.echo(
-        json.dumps(asdict(comparison), indent=2, default=str) if as_json else lineage.format_comparison(comparison)
+        json.dumps(asdict(comparison), indent=2, default=str) if as_json else run_history.format_comparison(comparison)
     )

@@ -20,7 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from egsynth.demo.core import ClassInfo, Demo, PixelAttention, Synthesis, Upload, class_info, legend
+from egsynth.demo.core import ClassInfo, Demo, Synthesis, Upload, class_info, legend
+from egsynth.demo.pixel_attention import PixelAttention
 from egsynth.evaluation.figures import colorize_labels
 from egsynth.io import BadInput
 from egsynth.models.generator import MSCA_VARIANTS

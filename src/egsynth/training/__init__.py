@@ -1,4 +1,5 @@
-"""Training: the GAN loop of Eq. 11-12 (`gan.py`), resumable checkpoints (`checkpoint.py`), DDP (`distributed.py`)."""
+"""Training: the GAN loop of Eq. 11-12 (`gan.py`) with its data order (`epochs.py`), run state (`run_state.py`) and
+non-finite rollback (`rollback.py`), resumable checkpoints (`checkpoint.py`), DDP (`distributed.py`)."""
 
 from egsynth.training.checkpoint import (
     CheckpointError,
@@ -7,7 +8,9 @@ from egsynth.training.checkpoint import (
     save_checkpoint,
 )
 from egsynth.training.distributed import DistributedContext, destroy_distributed, init_distributed
-from egsynth.training.gan import EpochData, NonFiniteLossError, TrainResult, train_gan
+from egsynth.training.epochs import EpochData
+from egsynth.training.gan import TrainResult, train_gan
+from egsynth.training.rollback import NonFiniteLossError
 
 __all__ = [
     "CheckpointError",

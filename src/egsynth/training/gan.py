@@ -27,41 +27,28 @@ Order within an iteration (pix2pixHD's): one G forward; L_G through the current 
 frozen for that backward), L_D on x̂ detached; then, only if every loss and gradient is finite on
 every rank, both optimizers step. So neither update sees the other's step of the same iteration.
 
-Non-finite losses: the iteration's buffers (spectral-norm vectors, batch-norm statistics) are
-snapshotted in memory before it starts; since no optimizer steps before the finiteness check, this
-snapshot plus the untouched weights and optimizer states *is* the last good state. A NaN/inf loss or
-gradient restores it, skips the batch (its step still counts, so the data position and the G
-schedule stay aligned), logs a warning and counts it in `TrainResult.rollbacks`;
-`max_consecutive_rollbacks` in a row raise `NonFiniteLossError`.
-
-Resume: a checkpoint every `checkpoint_every` steps and at the end holds the exact data position and
-every RNG state; a run killed at any point and restarted with the same params continues at the next
-batch and ends with the same weights as an uninterrupted run: DataLoaders iterate in the datasets'
-deterministic order and draw no global random numbers, and torch's deterministic algorithms are on
-(`deterministic=True`, the default; on an H200 a resumed CUDA run without them drifted by ~1e-3 from the
-uninterrupted one, with them it was bit-identical, at a cost of 0-25% per step).
+Non-finite losses: a NaN/inf loss or gradient restores the iteration's buffers and skips the batch
+(`rollback.py`). Resume: a checkpoint every `checkpoint_every` steps and at the end holds the exact
+data position and every RNG state, so a killed run restarted with the same params ends with the same
+weights as an uninterrupted one (`run_state.py`; the batch order is `epochs.py`'s).
 
 DDP: under torchrun (see `distributed.py`) G and D are wrapped in DDP; `train.batch_size` is the
-global batch, split evenly over ranks (DistributedSampler, no shuffling), and every loss is a batch
-mean, so a DDP step equals the single-process step on the same batch (instance norm).
+global batch, split evenly over ranks (DistributedSampler, no shuffling; `epochs.py`), and every loss
+is a batch mean, so a DDP step equals the single-process step on the same batch (instance norm).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from egsynth.config import TrainConfig
@@ -73,7 +60,6 @@ from egsynth.losses import (
     generator_objective,
 )
 from egsynth.training.checkpoint import (
-    CheckpointError,
     capture_rng_state,
     frozen_digest,
     load_checkpoint,
@@ -84,32 +70,15 @@ from egsynth.training.checkpoint import (
     save_checkpoint,
     trainable_state_dict,
 )
-from egsynth.training.distributed import (
-    DistributedContext,
-    average,
-    barrier,
-    current_context,
-    gather,
-    unwrap,
-    wrap_module,
-)
+from egsynth.training.distributed import average, barrier, current_context, gather, unwrap, wrap_module
+from egsynth.training.epochs import EpochData, iterate_epoch, plan_epochs, to_device
+from egsynth.training.rollback import count_rollback, restore_buffers, snapshot_buffers
+from egsynth.training.run_state import RunState, check_resumable, deterministic_algorithms, seed_everything
 
 log = logging.getLogger(__name__)
 
-BATCH_KEYS = ("target", "target_labels", "exemplar", "exemplar_labels")
-"""x_p [B, 3, P, P], c_p [B, C, P, P], x_q [B, 3, P, P], c̃_q [B, C, P, P] (global batches: x, c, x, c̃)."""
-
 # ----------------------------------------------------------------------------
-# data and results
-
-
-@dataclass(frozen=True)
-class EpochData:
-    """One epoch of data; both datasets have a deterministic item order (randomness lives in the manifest)."""
-
-    cross: Dataset  # patch pairs of the cross-reconstruction task (Eq. 9)
-    global_: Dataset | None = None  # global self-reconstruction (Eq. 10); None: the cross task only (phase 1)
-    adversarial: bool = True  # False: a warm-up epoch, G alone on the reconstruction terms (module docstring)
+# results
 
 
 @dataclass
@@ -121,83 +90,8 @@ class TrainResult:
     resumed_from: int = 0  # step of the checkpoint the run resumed from (0: started fresh)
 
 
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive batches gave non-finite losses: the training diverged or the data is broken."""
-
-
 # ----------------------------------------------------------------------------
 # helpers
-
-
-def _epoch_batches(dataset: Dataset, *, batch_size: int, ctx: DistributedContext, what: str) -> list[list[int]]:
-    """This rank's index batches for one pass over `dataset`, in order; incomplete batches are dropped.
-
-    Rank r of W gets items r, r + W, ... (DistributedSampler without shuffling), in batches of
-    batch_size / W, so global batch j is items [j B, (j + 1) B) whatever the world size.
-    """
-    per_rank = batch_size // ctx.world_size
-    sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False, drop_last=True)
-    indices = list(sampler)
-    batches = [indices[i : i + per_rank] for i in range(0, len(indices) - per_rank + 1, per_rank)]
-    if not batches:
-        raise ValueError(f"{what}: {len(dataset)} items do not fill one batch of {batch_size}")  # type: ignore[arg-type]
-    return batches
-
-
-@dataclass
-class _EpochPlan:
-    data: EpochData
-    cross: list[list[int]]  # this rank's cross batches
-    global_: list[list[int]] | None  # this rank's global batches, cycled along the cross ones
-
-    def __len__(self) -> int:
-        return len(self.cross)
-
-
-def _plan(epochs: Sequence[EpochData], *, batch_size: int, ctx: DistributedContext, lambda_global: float):
-    plans = []
-    for index, epoch in enumerate(epochs):
-        cross = _epoch_batches(epoch.cross, batch_size=batch_size, ctx=ctx, what=f"epoch {index} cross dataset")
-        global_ = None
-        if epoch.global_ is not None and lambda_global > 0:
-            global_ = _epoch_batches(
-                epoch.global_, batch_size=batch_size, ctx=ctx, what=f"epoch {index} global dataset"
-            )
-        plans.append(_EpochPlan(data=epoch, cross=cross, global_=global_))
-    return plans
-
-
-def _loader(dataset: Dataset, batches: list[list[int]], *, num_workers: int, ctx: DistributedContext) -> DataLoader:
-    # a private generator: creating an iterator draws a worker base seed, which must not touch the
-    # global RNG (a resumed run creates its iterators at other points than an uninterrupted one)
-    return DataLoader(
-        dataset,
-        batch_sampler=batches,
-        num_workers=num_workers,
-        pin_memory=ctx.device.type == "cuda",
-        generator=torch.Generator().manual_seed(0),
-    )
-
-
-def _iterate(
-    plan: _EpochPlan, start: int, *, num_workers: int, ctx: DistributedContext
-) -> Iterator[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """(cross batch, global batch or None) for batches start.. of the epoch."""
-    cross = _loader(plan.data.cross, plan.cross[start:], num_workers=num_workers, ctx=ctx)
-    if plan.global_ is None:
-        for batch in cross:
-            yield batch, None
-        return
-    cycled = [plan.global_[i % len(plan.global_)] for i in range(start, len(plan))]
-    global_ = _loader(plan.data.global_, cycled, num_workers=num_workers, ctx=ctx)
-    yield from zip(cross, global_, strict=True)
-
-
-def _to_device(batch: Mapping[str, Any], device: torch.device, what: str) -> dict[str, Tensor]:
-    missing = [key for key in BATCH_KEYS if key not in batch]
-    if missing:
-        raise KeyError(f"{what} batch lacks {missing} (has {sorted(batch)}); expected {list(BATCH_KEYS)}")
-    return {key: batch[key].to(device, non_blocking=True) for key in BATCH_KEYS}
 
 
 def _discriminate(discriminator: nn.Module, fake: Tensor, batch: Mapping[str, Tensor]) -> tuple[list, list]:
@@ -231,54 +125,8 @@ def _frozen(parameters: Sequence[nn.Parameter]) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def _buffers(modules: Sequence[nn.Module]) -> list[dict[str, Tensor]]:
-    return [{name: b.detach().clone() for name, b in m.named_buffers()} for m in modules]
-
-
-def _restore_buffers(modules: Sequence[nn.Module], snapshot: list[dict[str, Tensor]]) -> None:
-    with torch.no_grad():
-        for module, saved in zip(modules, snapshot, strict=True):
-            for name, b in module.named_buffers():
-                b.copy_(saved[name])
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # CPU and every CUDA device
-
-
-@contextmanager
-def _deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
-    """torch's deterministic algorithms (and cuDNN's) for the duration of the training; restored after."""
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-    previous_cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    if enabled:
-        if device.type == "cuda":
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous_cudnn
-
-
 # ----------------------------------------------------------------------------
 # the training loop
-
-
-@dataclass
-class _RunState:
-    """Where the run stands; all of it goes into every checkpoint."""
-
-    step: int = 0  # iterations done
-    epoch: int = 0  # position of the next batch: epoch index ...
-    batch: int = 0  # ... and batch index within it
-    rollbacks: int = 0
-    consecutive: int = 0  # rollbacks in a row, up to the latest iteration
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 @restores_global_rng_state
@@ -321,7 +169,7 @@ def train_gan(
     d_params = [p for p in discriminator.parameters() if p.requires_grad]
     optimizer_g = torch.optim.Adam(g_params, lr=config.lr, betas=config.betas)
     optimizer_d = torch.optim.Adam(d_params, lr=config.lr, betas=config.betas)
-    plans = _plan(epochs, batch_size=config.batch_size, ctx=ctx, lambda_global=config.lambda_global)
+    plans = plan_epochs(epochs, batch_size=config.batch_size, ctx=ctx, lambda_global=config.lambda_global)
     epoch_batches = [len(plan) for plan in plans]
     g_frozen = frozen_digest(generator)
 
@@ -329,15 +177,15 @@ def train_gan(
     if ctx.is_main:
         remove_stale_temporaries(checkpoint_path)
     barrier(ctx)
-    run = _RunState()
+    run = RunState()
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, params=params)
-        _check_resumable(state, checkpoint_path, variant=variant, epoch_batches=epoch_batches, g_frozen=g_frozen)
+        check_resumable(state, checkpoint_path, variant=variant, epoch_batches=epoch_batches, g_frozen=g_frozen)
         load_trainable_state_dict(generator, state["generator"], what="generator")
         load_trainable_state_dict(discriminator, state["discriminator"], what="discriminator")
         optimizer_g.load_state_dict(state["optimizer_g"])
         optimizer_d.load_state_dict(state["optimizer_d"])
-        run = _RunState(**{key: state[key] for key in _RunState.__dataclass_fields__})
+        run = RunState(**{key: state[key] for key in RunState.__dataclass_fields__})
         if len(state["rng"]) == ctx.world_size:
             restore_rng_state(state["rng"][ctx.rank], ctx.device)
         else:
@@ -347,7 +195,7 @@ def train_gan(
                 len(state["rng"]),
                 ctx.world_size,
             )
-            _seed_everything(config.seed + ctx.rank + 1_000_003 * run.step)
+            seed_everything(config.seed + ctx.rank + 1_000_003 * run.step)
         log.info(
             "resuming %s from %s at step %d (epoch %d, batch %d)",
             variant,
@@ -357,7 +205,7 @@ def train_gan(
             run.batch,
         )
     else:
-        _seed_everything(config.seed + ctx.rank)
+        seed_everything(config.seed + ctx.rank)
     resumed_from = run.step
     last_saved = run.step if checkpoint_path.exists() else -1
 
@@ -392,17 +240,17 @@ def train_gan(
     )
     G.train()
     D.train()
-    with _deterministic(deterministic, ctx.device), bar:
+    with deterministic_algorithms(deterministic, ctx.device), bar:
         while run.epoch < len(plans):
-            for cross, global_ in _iterate(plans[run.epoch], run.batch, num_workers=num_workers, ctx=ctx):
-                tasks = [(_to_device(cross, ctx.device, "cross"), 1.0)]
+            for cross, global_ in iterate_epoch(plans[run.epoch], run.batch, num_workers=num_workers, ctx=ctx):
+                tasks = [(to_device(cross, ctx.device, "cross"), 1.0)]
                 if global_ is not None:
-                    tasks.append((_to_device(global_, ctx.device, "global"), config.lambda_global))
+                    tasks.append((to_device(global_, ctx.device, "global"), config.lambda_global))
                 adversarial = plans[run.epoch].data.adversarial
                 update_g = not adversarial or (run.step + 1) % config.generator_every == 0
                 for group in optimizer_g.param_groups:
                     group["lr"] = config.lr if adversarial else config.warmup_lr
-                snapshot = _buffers([generator, discriminator])
+                snapshot = snapshot_buffers([generator, discriminator])
                 terms = _iteration(
                     G=G,
                     D=D,
@@ -435,8 +283,8 @@ def train_gan(
                         refresh=False,
                     )
                 else:  # no optimizer has stepped: restoring the buffers restores the last good state
-                    _restore_buffers([generator, discriminator], snapshot)
-                    _count_rollback(run, losses, max_consecutive_rollbacks, checkpoint_path, last_saved)
+                    restore_buffers([generator, discriminator], snapshot)
+                    count_rollback(run, losses, max_consecutive_rollbacks, checkpoint_path, last_saved)
                 G.zero_grad(set_to_none=True)
                 D.zero_grad(set_to_none=True)
                 if run.batch == len(plans[run.epoch]):
@@ -453,45 +301,6 @@ def train_gan(
     return TrainResult(
         steps=run.step, rollbacks=run.rollbacks, losses=final, history=run.history, resumed_from=resumed_from
     )
-
-
-def _check_resumable(
-    state: Mapping[str, Any], path: Path, *, variant: str, epoch_batches: list[int], g_frozen: str
-) -> None:
-    """Beyond the params (checked by load_checkpoint): same variant, same data length, same frozen weights."""
-    if state["variant"] != variant:
-        raise CheckpointError(f"checkpoint {path} is of variant {state['variant']!r}, not {variant!r}")
-    if state["epoch_batches"] != epoch_batches:
-        raise CheckpointError(
-            f"checkpoint {path} was written for epochs of {state['epoch_batches']} batches, the data now gives "
-            f"{epoch_batches}: the data changed; delete the checkpoint to start over"
-        )
-    if state["generator_frozen_digest"] != g_frozen:
-        raise CheckpointError(
-            f"checkpoint {path} was trained with other frozen generator weights (the VGG-19 backbone file "
-            f"changed under the same params); delete the checkpoint to start over"
-        )
-
-
-def _count_rollback(run: _RunState, losses: dict[str, float], limit: int, path: Path, last_saved: int) -> None:
-    """Count a skipped batch, warn, and raise NonFiniteLossError at `limit` in a row."""
-    run.rollbacks += 1
-    run.consecutive += 1
-    bad = ", ".join(name for name, value in losses.items() if not math.isfinite(value))
-    where = f"step {run.step} (epoch {run.epoch}, batch {run.batch - 1})"
-    log.warning(
-        "%s: non-finite %s; rolled back to the state before this batch and skipped it (%d in a row, %d in total)",
-        where,
-        bad,
-        run.consecutive,
-        run.rollbacks,
-    )
-    if run.consecutive >= limit:
-        raise NonFiniteLossError(
-            f"{run.consecutive} consecutive batches gave non-finite losses or gradients (last: {where}: {bad}); "
-            f"the training diverged or the data holds NaN/inf. The last checkpoint ({path}, step "
-            f"{max(last_saved, 0)}) holds the last saved good state; lower train.lr or check the data"
-        )
 
 
 def _latest(history: list[dict[str, float]], key: str) -> float:
