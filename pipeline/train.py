@@ -31,6 +31,7 @@ from egsynth.evaluation import figures
 from egsynth.evaluation.guidance import ATTENTION_STATISTICS, attention_probe
 from egsynth.io import atomic_path
 from egsynth.models.generator import Generator, save_generator
+from egsynth.models.variants import VARIANTS
 from egsynth.training import EpochData, init_distributed, train_gan
 from egsynth.training.assembly import build_training
 from egsynth.training.checkpoint import checkpoint_name, discard_other_checkpoints
@@ -78,8 +79,8 @@ def epoch_data(
         "patch_size": params.manifest.patch_size,
         "cache_size": len(scenes),
     }
-    use_global = variant != "no_global"
-    self_only = variant == "spade_vae"
+    spec = VARIANTS[variant]
+    use_global, self_only = spec.global_task, spec.vae
     epochs = []
     for phase, count in ((1, params.train.phase1_epochs), (2, params.train.phase2_epochs)):
         rows = phase_rows(tables, phase=phase, use_global=use_global, self_reconstruction=self_only)

@@ -26,6 +26,7 @@ from egsynth.config import ModelConfig, TrainConfig
 from egsynth.losses import VGGPerceptualLoss
 from egsynth.models.discriminator import build_discriminator
 from egsynth.models.generator import build_generator
+from egsynth.models.variants import VARIANTS
 from egsynth.training import EpochData, train_gan
 
 NUM_CLASSES = 5
@@ -36,7 +37,7 @@ VAE_PATCH = 40  # spade_vae's style encoder (5 stride-2 convs + instance norm) n
 
 def sizes(variant: str) -> tuple[int, int]:
     """(patch, global) image sizes of the tiny setup for `variant`."""
-    return (VAE_PATCH, VAE_PATCH + 8) if variant == "spade_vae" else (PATCH, GLOBAL)
+    return (VAE_PATCH, VAE_PATCH + 8) if VARIANTS[variant].vae else (PATCH, GLOBAL)
 
 
 def tiny_model(norm: str = "instance") -> ModelConfig:

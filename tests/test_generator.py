@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from egsynth.config import ModelConfig, load_params
-from egsynth.models.generator import VARIANTS, build_generator, parameter_counts
+from egsynth.models.generator import build_generator, parameter_counts
 from egsynth.models.manipulation import (
     extrapolate,
     extrapolation_positions,
@@ -12,6 +12,7 @@ from egsynth.models.manipulation import (
     interpolate,
     interpolate_spatial,
 )
+from egsynth.models.variants import VARIANTS
 
 DEFAULT = load_params(Path(__file__).resolve().parents[1] / "params.yaml").model
 TINY = ModelConfig(
@@ -41,7 +42,7 @@ def inputs(classes: int, size: int, seed: int = 0, exemplar_size: int | None = N
     return one_hot(1, classes, size, size, seed), x2, one_hot(1, classes, exemplar_size, exemplar_size, seed + 1)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("size", [128, 256])
 def test_every_variant_runs_forward_and_backward_at_the_default_config(variant, size):
     generator = build_generator(variant, DEFAULT)
@@ -54,7 +55,7 @@ def test_every_variant_runs_forward_and_backward_at_the_default_config(variant, 
     assert sum(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable) > 0.8 * len(trainable)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_exemplar_and_target_may_differ_in_size(variant):
     generator = build_generator(variant, TINY, num_classes=TINY_CLASSES).eval()
     c1, x2, c2 = inputs(TINY_CLASSES, 32, exemplar_size=48)

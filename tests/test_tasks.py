@@ -9,7 +9,7 @@ from egsynth.data import procedural
 from egsynth.data.cocostuff import CocoStuffLayout
 from egsynth.data.datasets import read_image, read_label_indices
 from egsynth.data.embedded import SIDECAR_NAME, write_embedded_dataset
-from egsynth.data.encoding import UNLABELED_INDEX, to_image_tensor
+from egsynth.data.encoding import UNLABELED_INDEX, label_values, to_image_tensor
 from egsynth.data.filtering import filter_scenes
 from egsynth.evaluation.retrieval import histogram_intersection, label_histogram
 from egsynth.evaluation.tasks import (
@@ -18,7 +18,6 @@ from egsynth.evaluation.tasks import (
     TASKS,
     CaseDataset,
     build_tasks,
-    encode_labels,
     select_test_scenes,
     swap_partners,
 )
@@ -68,7 +67,7 @@ def test_duplicating_exemplar_is_the_ground_truth_and_mirroring_its_mirror(built
         labels = read_label_indices(by_id.loc[case["image_id"], "label_path"], SIZE)  # oracle: parsed = truth
         np.testing.assert_array_equal(
             image(case["exemplar_labels_path"]),
-            encode_labels(labels if case["task"] == "duplicating" else labels[:, ::-1]),
+            label_values(labels if case["task"] == "duplicating" else labels[:, ::-1]),
         )
 
 
@@ -184,7 +183,7 @@ def test_test_subset_is_seeded_and_swap_partners_are_never_the_scene_itself():
 
 def test_label_encoding_round_trips_through_the_reader(tmp_path):
     indices = np.array([[0, 5, UNLABELED_INDEX], [170, 3, 1], [2, UNLABELED_INDEX, 100]], dtype=np.uint8)
-    Image.fromarray(encode_labels(indices)).save(tmp_path / "labels.png")
+    Image.fromarray(label_values(indices)).save(tmp_path / "labels.png")
     np.testing.assert_array_equal(read_label_indices(tmp_path / "labels.png", 3), indices)
 
 

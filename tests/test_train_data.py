@@ -10,6 +10,7 @@ from egsynth.data.cocostuff import CocoStuffLayout
 from egsynth.data.embedded import write_embedded_dataset
 from egsynth.data.filtering import filter_scenes
 from egsynth.data.patches import build_manifests, write_manifests
+from egsynth.models.variants import VARIANTS
 
 PARAMS = Params(
     manifest=ManifestConfig(image_size=32, patch_size=16, enlarged_patch_size=24),
@@ -30,15 +31,20 @@ def repo(tmp_path_factory):
     return root
 
 
-def batches(repo, variant: str) -> list[tuple[int, str, dict]]:
-    """(epoch, task, batch) of every batch of every epoch of `variant`, in training order."""
+def epochs(repo, variant: str) -> list:
+    """The train stage's `EpochData` of `variant`, phase 1 then phase 2."""
     inputs = {
         "manifests": repo / "manifests",
         "scenes_table": repo / "scenes.parquet",
         "parsed_index": repo / "parsed.parquet",
     }
+    return epoch_data(PARAMS, variant, **inputs)
+
+
+def batches(repo, variant: str) -> list[tuple[int, str, dict]]:
+    """(epoch, task, batch) of every batch of every epoch of `variant`, in training order."""
     out = []
-    for index, epoch in enumerate(epoch_data(PARAMS, variant, **inputs)):
+    for index, epoch in enumerate(epochs(repo, variant)):
         for task, dataset in (("cross", epoch.cross), ("global", epoch.global_)):
             if dataset is not None:
                 loader = torch.utils.data.DataLoader(dataset, batch_size=PARAMS.train.batch_size)
@@ -70,3 +76,11 @@ def test_the_warm_up_adds_patch_self_reconstruction_except_where_the_variant_has
         for variant in ("full", "no_global", "spade_vae")
     }
     assert tasks == {"full": ["cross", "global"], "no_global": ["cross"], "spade_vae": ["cross"]}
+
+
+def test_phase_2_adds_global_rows_for_exactly_the_variants_with_the_global_task(repo):
+    phase_2 = {name: epochs(repo, name)[PARAMS.train.phase1_epochs :] for name in VARIANTS}
+    assert all(len(data) == PARAMS.train.phase2_epochs for data in phase_2.values())
+    with_global = {name for name, data in phase_2.items() if all(epoch.global_ is not None for epoch in data)}
+    assert with_global == {name for name, spec in VARIANTS.items() if spec.global_task}
+    assert set(VARIANTS) - with_global == {"no_global"}

@@ -303,6 +303,8 @@ class FiguresConfig(_Section):
 
 
 VariantName = Literal["full", "gap", "no_att", "no_fm", "no_global", "spade_vae", "full_attention"]
+"""The names of `egsynth.models.variants.VARIANTS`, in its order (tests/test_variants.py checks it), spelled
+out: every stage imports this module, and importing the registry would add it to every stage's deps."""
 
 
 class Params(_Section):

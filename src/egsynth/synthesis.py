@@ -38,9 +38,10 @@ from egsynth.devices import default_device
 from egsynth.evaluation import figures
 from egsynth.io import UNREADABLE, BadInput, atomic_paths, reading_error
 from egsynth.models.features import BackboneWeightsInvalid, BackboneWeightsMissing
-from egsynth.models.generator import MSCA_VARIANTS, Generator, GeneratorFileError, load_generator
+from egsynth.models.generator import Generator, GeneratorFileError, load_generator
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
 from egsynth.models.msca import AttentionRecord
+from egsynth.models.variants import VARIANTS
 from egsynth.parsing.data import read_label_map
 from egsynth.parsing.parser import Parser, ParserError, load_parser, predict_labels
 from egsynth.user_input import ATTENTION_ARRAYS, InputError
@@ -57,6 +58,9 @@ MODE_NAMES = {
     "F": "32-bit float grayscale",
 }
 """Pillow modes an exemplar may wrongly have, in words."""
+
+MSCA_NAMES = ", ".join(name for name, spec in VARIANTS.items() if spec.msca)
+"""The variants with MSCA attention, named in the refusals of those that lack it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,10 +180,10 @@ class Synthesizer:
 
     def check_attention_maps(self) -> None:
         """Refuse, before any work, to draw attention maps of a generator without MSCA (Eq. 4-8)."""
-        if self.generator.variant not in MSCA_VARIANTS:
+        if not self.generator.spec.msca:
             raise InputError(
                 f"{self.model_path}: the {self.generator.variant} generator has no MSCA attention maps to write "
-                f"(variants with them: {', '.join(MSCA_VARIANTS)})"
+                f"(variants with them: {MSCA_NAMES})"
             )
 
     def _check_size(self, path: Path, height: int, width: int) -> None:
@@ -245,10 +249,10 @@ class Synthesizer:
     def interpolate(self, target: TargetInput, a: ExemplarInput, b: ExemplarInput, ts: list[float]) -> list[np.ndarray]:
         """Style interpolation (Sec. 4, "Interpolation"): for each t, c1 in a style t of the way from exemplar
         `a` (t = 0, the same image as `synthesize` with `a`) to `b` (t = 1); MSCA variants only."""
-        if self.generator.variant not in MSCA_VARIANTS:
+        if not self.generator.spec.msca:
             raise InputError(
                 f"{self.model_path}: style interpolation mixes MSCA attention, which the {self.generator.variant} "
-                f"generator lacks (use a {', '.join(MSCA_VARIANTS)} model, or spatial interpolation)"
+                f"generator lacks (use a {MSCA_NAMES} model, or spatial interpolation)"
             )
         c1 = self._labels(target.labels)
         first, second = self._exemplar(a), self._exemplar(b)
@@ -258,8 +262,10 @@ class Synthesizer:
     def interpolate_spatial(self, target: TargetInput, left: ExemplarInput, right: ExemplarInput) -> np.ndarray:
         """Spatial interpolation (Fig. 7): `left`'s style at the left edge fading linearly to `right`'s at the
         right edge, by mixing the two exemplars' aligned features F_x1 per location."""
-        if self.generator.variant == "spade_vae":
-            raise InputError(f"{self.model_path}: spatial interpolation needs aligned features; spade_vae has none")
+        if not self.generator.spec.aligns:
+            raise InputError(
+                f"{self.model_path}: spatial interpolation needs aligned features; {self.generator.variant} has none"
+            )
         c1 = self._labels(target.labels)
         ramp = horizontal_ramp(*target.labels.shape).to(self.device)  # [1, 1, H1, W1], 1 at the left edge
         image = interpolate_spatial(self.generator, c1, self._exemplar(left), self._exemplar(right), ramp)

@@ -72,7 +72,8 @@ def model_summary(
     params: Annotated[Path, typer.Option(help="Params file whose `model` section to build.")] = Path("params.yaml"),
 ) -> None:
     """Trainable parameters per component of every generator variant (the frozen VGG-19 apart)."""
-    from egsynth.models.generator import VARIANTS, build_generator, parameter_counts
+    from egsynth.models.generator import build_generator, parameter_counts
+    from egsynth.models.variants import VARIANTS
 
     try:
         config = load_params(params).model

@@ -24,7 +24,7 @@ from egsynth.demo.core import ClassInfo, Demo, Synthesis, Upload, class_info, le
 from egsynth.demo.pixel_attention import PixelAttention
 from egsynth.evaluation.figures import colorize_labels
 from egsynth.io import BadInput
-from egsynth.models.generator import MSCA_VARIANTS
+from egsynth.models.variants import VARIANTS
 from egsynth.synthesis import InputError
 
 STATIC = Path(__file__).parent / "static"
@@ -99,7 +99,7 @@ def synthesis_json(result: Synthesis) -> dict:
         "model": result.model,
         "variant": result.variant,
         "has_attention": result.has_attention,
-        "can_mix": result.variant in MSCA_VARIANTS,
+        "can_mix": VARIANTS[result.variant].msca,
         "seconds": result.seconds,
         "width": int(target.labels.shape[1]),
         "height": int(target.labels.shape[0]),

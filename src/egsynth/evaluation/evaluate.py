@@ -47,7 +47,7 @@ from egsynth.evaluation.metrics import (
 )
 from egsynth.evaluation.tasks import CaseDataset
 from egsynth.models.features import VGGFeatures
-from egsynth.models.generator import MSCA_VARIANTS, Generator
+from egsynth.models.generator import Generator
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.parser import load_parser
 
@@ -74,7 +74,7 @@ Synthesizer = Callable[[Tensor, Tensor, Tensor], Synthesis]
 def generator_synthesizer(generator: Generator) -> Synthesizer:
     """A generator in eval mode; MSCA variants also hand over their finest attention record."""
     generator.eval()
-    attends = generator.variant in MSCA_VARIANTS
+    attends = generator.spec.msca
 
     def synthesize(c1: Tensor, x2: Tensor, c2: Tensor) -> Synthesis:
         output = generator(c1, x2, c2)

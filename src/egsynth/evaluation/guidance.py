@@ -27,7 +27,7 @@ from torch import Tensor
 
 from egsynth.evaluation.attention import FINEST_SCALE
 from egsynth.models.features import resize_labels
-from egsynth.models.generator import MSCA_VARIANTS, Generator
+from egsynth.models.generator import Generator
 from egsynth.models.msca import AttentionRecord, aggregate, distribute
 
 ATTENTION_STATISTICS = ("entropy", "label_match")
@@ -98,7 +98,7 @@ def attention_probe(generator: Generator, batch: dict[str, Tensor], *, device: t
     Training logs it at every checkpoint on the same fixed pairs, so the curve shows the attention
     learning to focus (entropy falling) on the exemplar's matching classes (label_match rising).
     """
-    if generator.variant not in MSCA_VARIANTS:
+    if not generator.spec.msca:
         return {}
     was_training = generator.training
     generator.eval()

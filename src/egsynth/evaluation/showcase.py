@@ -28,7 +28,7 @@ from egsynth.data.encoding import one_hot, to_image
 from egsynth.evaluation import figures
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
 from egsynth.evaluation.tasks import CaseDataset
-from egsynth.models.generator import MSCA_VARIANTS, Generator
+from egsynth.models.generator import Generator
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
 
 SAMPLES_NAME = "samples.npz"
@@ -222,10 +222,10 @@ def variant_showcase(
     showcase.swap_matrix(duplicating, config.swap_size)
     others = cases[cases["task"].isin(["retrieving", "swap"])]
     shown = examples[examples["task"] == ("swap" if "swap" in set(cases["task"]) else "retrieving")]
-    variant = generator.variant
-    if variant != "spade_vae":
+    spec = generator.spec
+    if spec.aligns:
         showcase.interpolation(duplicating.head(3), config.interpolation_steps, style=False)
-    if variant in MSCA_VARIANTS:
+    if spec.msca:
         showcase.attention(shown.head(2))
         showcase.interpolation(duplicating.head(3), config.interpolation_steps, style=True)
         showcase.transfer_matrix(others, batch_size)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from egsynth.config import TasksConfig
 from egsynth.data import procedural
 from egsynth.data.datasets import Scene, SceneLoader, read_image, read_label_indices
-from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX, to_image_tensor
+from egsynth.data.encoding import label_values, to_image_tensor
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.color import color_transfer
 from egsynth.evaluation.correspondence import rank_candidates
@@ -59,14 +59,6 @@ CASE_FILES = ("labels", "exemplar", "exemplar_labels", "truth")
 
 # ----------------------------------------------------------------------------------------------
 # helpers
-
-
-def encode_labels(indices: np.ndarray) -> np.ndarray:
-    """Contiguous class indices [H, W] (UNLABELED_INDEX where unlabeled) -> stuffthingmaps values."""
-    values = np.full(indices.shape, UNLABELED_INDEX, dtype=np.uint8)
-    labeled = indices < len(INDEX_TO_VALUE)
-    values[labeled] = INDEX_TO_VALUE[indices[labeled]]
-    return values
 
 
 def select_test_scenes(scenes: pd.DataFrame, *, max_scenes: int | None, seed: int) -> pd.DataFrame:
@@ -136,9 +128,9 @@ def write_case(case: Case, root: Path, relative_to: Path) -> dict:
     folder = root / case.task / f"{case.image_id:012d}"
     folder.mkdir(parents=True, exist_ok=True)
     images = {
-        "labels": encode_labels(case.labels),
+        "labels": label_values(case.labels),
         "exemplar": case.exemplar,
-        "exemplar_labels": encode_labels(case.exemplar_labels),
+        "exemplar_labels": label_values(case.exemplar_labels),
         "truth": case.truth,
     }
     if case.truth_uncorrected is not None:

@@ -6,10 +6,8 @@ Three steps, one scale i = 0..L at a time (finest first):
 2. alignment: F_x1^(i) from (F_x2^(i), F_c2^(i), F_c1^(i)), by MSCA (Eq. 4-8) or an ablation;
 3. synthesis: SPADE residual blocks normalized by [F_x1^(i), F_c1^(i)] (Sec. 3.3, appendix E).
 
-Variants (Sec. 4 "Ablation Study", "Comparative Methods"), all but `spade_vae` with the same synthesis network:
-`full`; `no_fm` (gate fixed to 1); `no_global` (the `full` network, trained without the global
-task); `gap` (global average pooling of F_x2); `no_att` (one-hot label maps as attention);
-`full_attention` (dense cross-attention correspondence, CoCosNet-style).
+The variants of Sec. 4 (`models/variants.py`) share the synthesis network, all but `spade_vae`; they
+differ in step 2 (the alignment module of their `VariantSpec`) and in how they train.
 
 `spade_vae` is SPADE's example-guided mode [38] (Sec. 4 "Comparative Methods"): no alignment and no
 F_x; a VAE encoder maps the exemplar x2 to a style posterior N(mu, exp(logvar)), and z from it enters
@@ -33,11 +31,7 @@ from egsynth.io import atomic_path, torch_load_problem
 from egsynth.models.features import ImageEncoder, LabelEncoder, VGGFeatures, backbone_label, resize_labels
 from egsynth.models.msca import MSCA, AttentionRecord, DenseAttention, GlobalPooling, LabelAttention
 from egsynth.models.spade import SynthesisNetwork
-
-VARIANTS = ("full", "gap", "no_att", "no_fm", "no_global", "spade_vae", "full_attention")
-MSCA_VARIANTS = ("full", "no_fm", "no_global")
-"""Variants whose alignment is MSCA: the ones style interpolation (Sec. 4) applies to."""
-
+from egsynth.models.variants import VARIANTS, Alignment, VariantSpec, variant_spec
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -102,7 +96,7 @@ class Generator(nn.Module):
     def __init__(
         self,
         *,
-        variant: str,  # one of VARIANTS
+        variant: str,  # a name in models/variants.py's VARIANTS
         num_classes: int,  # C: one-hot channels of c1 and c̃2
         num_scales: int,  # L: scales 0..L
         attention_maps: tuple[int, ...],  # K per scale 0..L (MSCA variants)
@@ -119,14 +113,13 @@ class Generator(nn.Module):
         attention_label_inits: list[float] | None = None,  # std of MSCA's tied class weights per scale (None: 0)
     ):
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown generator variant {variant!r}; expected one of {', '.join(VARIANTS)}")
+        spec = variant_spec(variant)
         assert len(attention_maps) == num_scales + 1, "one K per scale"
         self.variant = variant
         self.num_scales = num_scales
         self.backbone = backbone_label(backbone)
         self.label_encoder = LabelEncoder(num_classes=num_classes, label_channels=label_channels, num_scales=num_scales)
-        if variant == "spade_vae":
+        if spec.vae:
             self.style_encoder = StyleEncoder(style_dim=style_dim)
             condition_channels = label_channels  # the labels only: z enters through the synthesis head
         else:
@@ -135,7 +128,7 @@ class Generator(nn.Module):
             label_inits = attention_label_inits or [0.0] * (num_scales + 1)
             self.aligners = nn.ModuleList(
                 self._aligner(
-                    variant,
+                    spec.alignment,
                     image_channels,
                     label_channels,
                     k,
@@ -151,19 +144,25 @@ class Generator(nn.Module):
             ngf=ngf,
             norm=norm,
             hidden=spade_hidden,
-            style_dim=style_dim if variant == "spade_vae" else 0,
+            style_dim=style_dim if spec.vae else 0,
         )
+
+    @property
+    def spec(self) -> VariantSpec:
+        """What the variant is; `variant` stays its name, which saved generators record."""
+        return VARIANTS[self.variant]
 
     @staticmethod
     def _aligner(
-        variant: str, n: int, m: int, k: int, num_classes: int, dense_side: int, msca_labels: dict
+        alignment: Alignment, n: int, m: int, k: int, num_classes: int, dense_side: int, msca_labels: dict
     ) -> nn.Module:
-        if variant in MSCA_VARIANTS:
+        if alignment is Alignment.MSCA:
             return MSCA(n, m, k, **msca_labels)
-        if variant == "gap":
+        if alignment is Alignment.POOLING:
             return GlobalPooling()
-        if variant == "no_att":
+        if alignment is Alignment.LABELS:
             return LabelAttention(n, m, num_classes)
+        assert alignment is Alignment.DENSE, f"{alignment} has no alignment module"
         return DenseAttention(n, m, max_side=dense_side)
 
     # -- the three steps, exposed so style manipulation (manipulation.py) can recompose them --
@@ -183,15 +182,16 @@ class Generator(nn.Module):
     def align(self, exemplar: Exemplar, target: Target) -> tuple[list[Tensor], list[AttentionRecord]]:
         """F_x1^(i) per scale (Eq. 4-8 or the variant's replacement) and the attention records."""
         aligned, records = [], []
+        masking = self.spec.feature_masking
         for scale, aligner in enumerate(self.aligners):
             f_x2, f_c2, f_c1 = exemplar.features[scale], exemplar.label_features[scale], target.label_features[scale]
-            if self.variant == "no_att":
+            if isinstance(aligner, LabelAttention):
                 f_x1, record = aligner(f_x2, f_c2, f_c1, exemplar.labels[scale], target.labels[scale])
             elif isinstance(aligner, MSCA):
                 labels = {"c2": exemplar.labels[scale], "c1": target.labels[scale]}
-                f_x1, record = aligner(f_x2, f_c2, f_c1, masking=self.variant != "no_fm", **labels)
+                f_x1, record = aligner(f_x2, f_c2, f_c1, masking=masking, **labels)
             else:
-                f_x1, record = aligner(f_x2, f_c2, f_c1, masking=self.variant != "no_fm")
+                f_x1, record = aligner(f_x2, f_c2, f_c1, masking=masking)
             aligned.append(f_x1)
             records.append(record)
         return aligned, records
@@ -207,7 +207,7 @@ class Generator(nn.Module):
         assert c1.dim() == x2.dim() == c2.dim() == 4 and x2.shape[1] == 3, "expects [B, C, H, W] tensors"
         assert c2.shape[-2:] == x2.shape[-2:], f"exemplar labels {tuple(c2.shape)} do not match x2 {tuple(x2.shape)}"
         target = self.encode_target(c1)
-        if self.variant == "spade_vae":
+        if self.spec.vae:
             mu, logvar = self.style_encoder(x2)  # [B, style_dim] each
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu  # [B, style_dim]
             image = self.synthesis(target.label_features, z=z)  # [B, 3, H1, W1]
@@ -241,7 +241,7 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
 
 def parameter_counts(generator: Generator) -> dict[str, int]:
     """Trainable parameters per component (the frozen VGG-19 listed apart), for the README's table."""
-    vae = generator.variant == "spade_vae"
+    vae = generator.spec.vae
     components: dict[str, nn.Module] = (
         {"style_encoder (VAE)": generator.style_encoder}
         if vae

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from egsynth.models.generator import MSCA_VARIANTS, Generator
+from egsynth.models.generator import Generator
 
 
 def interpolate(
@@ -26,13 +26,13 @@ def interpolate(
 
     `second` is MSCA's exemplar 2, whose attention share is t (Sec. 4, "Interpolation"), `first` its exemplar 3.
     """
-    if generator.variant not in MSCA_VARIANTS:
+    if not generator.spec.msca:
         raise ValueError(f"style interpolation needs MSCA attention; variant {generator.variant!r} has none")
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"interpolation factor t must lie in [0, 1], got {t}")
     target = generator.encode_target(c1)
     exemplar_2, exemplar_3 = generator.encode_exemplar(*second), generator.encode_exemplar(*first)
-    masking = generator.variant != "no_fm"
+    masking = generator.spec.feature_masking
     aligned = []
     for i, msca in enumerate(generator.aligners):
         labels = {"c2": exemplar_2.labels[i], "c3": exemplar_3.labels[i], "c1": target.labels[i]}
@@ -51,8 +51,8 @@ def interpolate_spatial(
     generator: Generator, c1: Tensor, first: tuple[Tensor, Tensor], second: tuple[Tensor, Tensor], weights: Tensor
 ) -> Tensor:
     """Mix two exemplars' styles per location: `weights` [B or 1, 1, H1, W1] in [0, 1] is `first`'s share."""
-    if generator.variant == "spade_vae":
-        raise ValueError("spatial interpolation needs per-location aligned features; spade_vae has none")
+    if not generator.spec.aligns:
+        raise ValueError(f"spatial interpolation needs per-location aligned features; {generator.variant} has none")
     target = generator.encode_target(c1)
     aligned_first, _ = generator.align(generator.encode_exemplar(*first), target)
     aligned_second, _ = generator.align(generator.encode_exemplar(*second), target)
