@@ -176,12 +176,12 @@ def test_collect_finds_the_commit_dvc_exp_run_made(tmp_path):
     git_init(repo)
     sh(sys.executable, "-m", "dvc", "init", "-q", cwd=repo)
     script = (
-        "import json, yaml\n"
+        "import json, os, yaml\n"
         "seed = yaml.safe_load(open('params.yaml'))['model']['seed']\n"
+        "os.makedirs('reports', exist_ok=True)\n"
         "json.dump({'full': {'duplicating': {'psnr': 10.0 + seed}}}, open('reports/metrics.json', 'w'))\n"
     )
     (repo / "report.py").write_text(script)
-    (repo / "reports").mkdir()
     (repo / "params.yaml").write_text(params_yaml(["full"], 0))
     stage = {
         "cmd": f"{sys.executable} report.py",

@@ -187,8 +187,9 @@ def _seed_groups(collected: dict) -> list[str | None]:
 def ablation_columns(collected: dict) -> list[Column]:
     """The table's columns: the variants in Table 1's order, then the others (`COLUMN_ORDER`); then each seed
     label's variants in the same order; then the baselines of the unlabelled experiments. A labelled
-    experiment's baselines and every ground truth stay in the file only: the class mean and the truth do not
-    depend on the seeds, and the truth's mIoU is the report's guidance table's."""
+    experiment's baselines and every ground truth stay in the file only: the class mean does not depend on
+    the seeds, the untrained generator would only add a second initialization, and the truth's mIoU is the
+    report's guidance table's."""
     groups = _seed_groups(collected)
     columns = [
         Column(name, model, experiment["seed_label"])
