@@ -194,8 +194,9 @@ def test_collect_finds_the_commit_dvc_exp_run_made(tmp_path):
     sh(sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", "seed3", "-S", "model.seed=3", cwd=repo)
 
     collected = collect(repo, ["seed3"], {"seed3": "seed 3"})
-    (ref,) = sh("git", "for-each-ref", "--format=%(objectname)", "refs/exps", cwd=repo).split()
-    assert collected["experiments"]["seed3"]["commit"] == ref
+    refs = sh("git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps", cwd=repo).splitlines()
+    (commit,) = [line.split()[1] for line in refs if line.split()[0].endswith("/seed3")]
+    assert collected["experiments"]["seed3"]["commit"] == commit
     assert collected["experiments"]["seed3"]["params"] == {"variants": ["full"], "model.seed": 3, "train.seed": 0}
     assert collected["models"] == {"full (seed 3)": {"duplicating": {"psnr": 13.0}}}
 
