@@ -4,7 +4,9 @@ Reads every `evaluate@VARIANT` output and the baselines; writes `reports/metrics
 `dvc metrics show` reads), `reports/report.md`, the self-contained `reports/report.html`, and the PNGs
 under `reports/figures/`: a qualitative grid per task (Fig. 4), the training loss curves, the finest
 MSCA's attention statistics at each training checkpoint (`plots/attention/`, MSCA variants), and each
-variant's own figures (swap matrix, attention, interpolation, extrapolation, transfer matrix).
+variant's own figures (swap matrix, attention, interpolation, extrapolation, transfer matrix). Where the
+ablation folder holds the file `egsynth ablation collect` writes from DVC experiments, both reports carry the
+ablation study's section (Table 1's variant columns, `egsynth.evaluation.ablation`).
 """
 
 import json
@@ -19,6 +21,7 @@ from prefect import flow
 from egsynth.config import Params
 from egsynth.data.datasets import read_label_indices
 from egsynth.evaluation import figures
+from egsynth.evaluation.ablation import ablation_html, ablation_markdown, read_collected
 from egsynth.evaluation.report import BASELINES, Figure, combine, html_report, markdown_report
 from egsynth.evaluation.showcase import FIGURES_INDEX, SAMPLES_NAME
 from egsynth.evaluation.tasks import read_cases
@@ -98,11 +101,19 @@ def report_stage(params: Params) -> None:
 
         models = variants + [name for name in BASELINES if name in baselines]
         count = {task: int(n) for task, n in cases["task"].value_counts().sort_index().items()}
+        ablation = read_collected(paths["ablation_metrics"])
         with atomic_path(paths["report_html"]) as html_path:
-            html_path.write_text(html_report(metrics, models, made, cases=count))
+            html_path.write_text(html_report(metrics, models, made, cases=count, ablation=ablation_html(ablation)))
         final = [Figure(paths["figures"] / f.path.name, f.title, f.caption) for f in made]
         with atomic_path(paths["report_md"]) as md_path:
-            markdown = markdown_report(metrics, models, final, cases=count, relative_to=paths["report_md"].parent)
+            markdown = markdown_report(
+                metrics,
+                models,
+                final,
+                cases=count,
+                relative_to=paths["report_md"].parent,
+                ablation=ablation_markdown(ablation),
+            )
             md_path.write_text(markdown)
         write_json_atomic(paths["report_metrics"], metrics)
         run.log_metrics({k: v for k, v in metrics.items() if k != "backbones"})

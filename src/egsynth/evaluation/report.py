@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,14 @@ METRIC_NAMES = {
     "style": "L_style ↓",
     "miou": "layout mIoU ↑",
 }
+GUIDANCE_METRIC_NAMES = {
+    "exemplar_gain": "exemplar gain (dB) ↑",
+    "entropy": "entropy (1 = uniform)",
+    "label_match": "label match ↑",
+}
+"""The names, as rows of a task x metric table, of the guidance measures that are no metric of Table 1."""
+RANKED = HIGHER_IS_BETTER | {"miou": True, "exemplar_gain": True, "label_match": True}
+"""Whether higher is better, for each measure a row marks the best of; the attention entropy has no better side."""
 BASELINES = ("untrained", "class_mean")
 TRUTH = "truth"
 MODEL_NAMES = {"untrained": "untrained full", "class_mean": "class mean color", TRUTH: "ground truth"}
@@ -95,18 +104,26 @@ class Row:
 
     @property
     def best(self) -> str | None:
+        """The model of the best value (None without a finite value, or for a measure `RANKED` lacks)."""
         finite = {k: v for k, v in self.values.items() if math.isfinite(v)}
-        if not finite:
+        if not finite or self.metric not in RANKED:
             return None
-        pick = max if HIGHER_IS_BETTER[self.metric] else min
+        pick = max if RANKED[self.metric] else min
         return pick(finite, key=finite.get)
 
+    @property
+    def name(self) -> str:
+        return METRIC_NAMES.get(self.metric) or GUIDANCE_METRIC_NAMES[self.metric]
 
-def table_rows(metrics: dict, models: list[str], paper_variants: list[str]) -> list[Row]:
+
+def table_rows(
+    metrics: dict, models: list[str], paper_variants: list[str], measures: Sequence[str] = METRICS
+) -> list[Row]:
+    """A row per task some model has and per measure (Table 1's metrics unless told), a missing value NaN."""
     tasks = [task for task in TASKS if any(task in metrics[m] for m in models)]
     rows = []
     for task in tasks:
-        for metric in METRICS:
+        for metric in measures:
             values = {m: metrics[m].get(task, {}).get(metric, math.nan) for m in models}
             paper = {v: PAPER_TABLE_1.get(v, {}).get(task, {}).get(metric) for v in paper_variants}
             rows.append(Row(task, metric, values, paper))
@@ -138,8 +155,28 @@ def markdown_table(rows: list[Row], models: list[str], paper_variants: list[str]
             text = format_value(row.metric, row.values[model])
             cells.append(f"**{text}**" if model == row.best else text)
         cells += [format_value(row.metric, row.paper[v]) for v in paper_variants]
-        lines.append(f"| {row.task} | {METRIC_NAMES[row.metric]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row.task} | {row.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def html_table(rows: list[Row], models: list[str], paper_variants: list[str], *, table_id: str) -> str:
+    """`markdown_table` in HTML: the best of each row highlighted, a rule above each task's first row."""
+    head = "".join(f"<th>{html.escape(_model_name(m))}</th>" for m in models)
+    head += "".join(f'<th class="paper">paper {html.escape(v)}</th>' for v in paper_variants)
+    body = []
+    for i, row in enumerate(rows):
+        first = ' class="first"' if i == 0 or rows[i - 1].task != row.task else ""
+        cells = "".join(
+            f"<td{' class=best' if m == row.best else ''}>{format_value(row.metric, row.values[m])}</td>"
+            for m in models
+        )
+        cells += "".join(f'<td class="paper">{format_value(row.metric, row.paper[v])}</td>' for v in paper_variants)
+        task, metric = html.escape(row.task), html.escape(row.name)
+        body.append(f'<tr{first}><td class="task">{task}</td><td class="metric">{metric}</td>{cells}</tr>')
+    return (
+        f'<table id="{table_id}"><thead><tr><th>task</th><th>metric</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 CHECK_TASK, CHECK_METRIC = "duplicating", "psnr"
@@ -246,8 +283,16 @@ def _check_markdown(metrics: dict, models: list[str]) -> list[str]:
 
 
 def markdown_report(
-    metrics: dict, models: list[str], figures: list[Figure], *, cases: dict[str, int], relative_to: Path
+    metrics: dict,
+    models: list[str],
+    figures: list[Figure],
+    *,
+    cases: dict[str, int],
+    relative_to: Path,
+    ablation: Sequence[str] = (),
 ) -> str:
+    """The report in markdown; `ablation`: the lines of the ablation study's section (`ablation_markdown` of
+    `egsynth.evaluation.ablation`), placed before the figures."""
     paper_variants = [m for m in models if m in PAPER_TABLE_1]
     rows = table_rows(metrics, models, paper_variants)
     parts = [
@@ -266,6 +311,7 @@ def markdown_report(
         *_backbone_lines(metrics["backbones"]),
         "",
         *guidance_markdown(metrics, models),
+        *ablation,
     ]
     for figure in figures:
         parts += [
@@ -292,21 +338,13 @@ p.note { color: #555; font-size: 14px; }
 """
 
 
-def html_report(metrics: dict, models: list[str], figures: list[Figure], *, cases: dict[str, int]) -> str:
+def html_report(
+    metrics: dict, models: list[str], figures: list[Figure], *, cases: dict[str, int], ablation: str = ""
+) -> str:
+    """The report as one HTML page, every figure embedded; `ablation`: the ablation study's section
+    (`ablation_html` of `egsynth.evaluation.ablation`), placed before the figures."""
     paper_variants = [m for m in models if m in PAPER_TABLE_1]
     rows = table_rows(metrics, models, paper_variants)
-    head = "".join(f"<th>{html.escape(_model_name(m))}</th>" for m in models)
-    head += "".join(f'<th class="paper">paper {html.escape(v)}</th>' for v in paper_variants)
-    body = []
-    for row in rows:
-        first = ' class="first"' if row.metric == METRICS[0] else ""
-        cells = "".join(
-            f"<td{' class=best' if m == row.best else ''}>{format_value(row.metric, row.values[m])}</td>"
-            for m in models
-        )
-        cells += "".join(f'<td class="paper">{format_value(row.metric, row.paper[v])}</td>' for v in paper_variants)
-        metric = html.escape(METRIC_NAMES[row.metric])
-        body.append(f'<tr{first}><td class="task">{row.task}</td><td class="metric">{metric}</td>{cells}</tr>')
     backbones = "".join(f"<li>{html.escape(line[2:])}</li>" for line in _backbone_lines(metrics["backbones"]))
     checks = baseline_check(metrics, models)
     check_html = (
@@ -331,11 +369,10 @@ def html_report(metrics: dict, models: list[str], figures: list[Figure], *, case
         "<h1>egsynth evaluation report</h1>"
         "<p>Table 1's layout (Sec. 4): rows task x metric, columns our models; the best of each row is "
         f"highlighted. Cases per task: {html.escape(case_text)}.</p>"
-        f'<table id="table-1"><thead><tr><th>task</th><th>metric</th>{head}</tr></thead><tbody>{"".join(body)}'
-        "</tbody></table>"
+        f"{html_table(rows, models, paper_variants, table_id='table-1')}"
         f"{check_html}"
         f'<p class="note">{html.escape(NOT_COMPARABLE)}</p>'
         f"<p>Backbones behind each metric:</p><ul>{backbones}</ul>"
-        f"{guidance_html(metrics, models)}"
+        f"{guidance_html(metrics, models)}{ablation}"
         f"{''.join(figure_html)}</body></html>\n"
     )
