@@ -321,6 +321,7 @@ def test_the_section_lists_the_orderings_and_the_experiments_in_markdown_and_htm
     assert "1 of 15 pairs disagree: gap > no_fm (paper: no_fm > gap)" in markdown
     page = ablation_html(collected)
     assert page.startswith('<h2 id="ablation-study">Ablation study</h2>')
+    assert "<code>egsynth ablation collect</code>" in page and "`" not in page, "code spans as HTML, not backticks"
     orderings = re.search(r'<ul id="ablation-orderings">(.*?)</ul>', page).group(1)
     assert orderings.count("<li>") == 1 and "gap &gt; no_fm (paper: no_fm &gt; gap)" in orderings
     table = re.search(r'<table id="ablation">(.*?)</table>', page).group(1)

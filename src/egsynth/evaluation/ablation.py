@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
@@ -341,6 +342,11 @@ def _bullets(lines: Iterable[str]) -> list[str]:
     return [f"- {line}" for line in lines]
 
 
+def _html_text(text: str) -> str:
+    """`text` escaped for HTML, its markdown code spans (`...`) as <code> elements."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def ablation_html(collected: dict | None) -> str:
     """The section in HTML, for `report.html_report`; empty where nothing was collected."""
     if collected is None:
@@ -355,6 +361,6 @@ def ablation_html(collected: dict | None) -> str:
         else ""
     )
     return (
-        f'<h2 id="ablation-study">{TITLE}</h2><p>{html.escape(INTRO)}</p><ul>{experiments}</ul>'
+        f'<h2 id="ablation-study">{TITLE}</h2><p>{_html_text(INTRO)}</p><ul>{experiments}</ul>'
         f"{html_table(rows, columns, [], table_id='ablation')}{ordering_html}"
     )
