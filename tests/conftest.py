@@ -2,8 +2,9 @@
 
 The end-to-end tests share one Prefect server and one smoke pipeline, which tests/_smoke.py starts in the background
 as the session begins; the session runs every other test first, so the build overlaps them. Under pytest-xdist
-(`make test`: `-n 2 --dist loadgroup`) the workers share both, and the tests that use the smoke repo in place run on
-one worker, one after another (xdist group "smoke-repo"); a test that changes a repo takes `smoke_copy`, its own copy.
+(`make test`: `-n auto --dist loadgroup`, a worker per core) the workers share both, and the tests that use the
+smoke repo in place run on one worker, one after another (xdist group "smoke-repo"); a test that changes a repo
+takes `smoke_copy`, its own copy.
 """
 
 import os
