@@ -43,14 +43,18 @@ def shared_dir(tmp_path_factory) -> Path:
     return base.parent if WORKER else base
 
 
+def launcher_log(shared: Path) -> str:
+    """The end of tests/_smoke.py's log, read only for a failure message."""
+    return f"the log of tests/_smoke.py:\n{(shared / 'launcher.log').read_text()[-3000:]}"
+
+
 def wait_for(path: Path, what: str, seconds: float, shared: Path) -> str:
     """The text of `path`, once tests/_smoke.py (its pid and log in `shared`) wrote it; fails if it does not."""
     deadline = time.monotonic() + seconds
     launcher = int((shared / "launcher.pid").read_text())
     while not path.exists():
-        log = (shared / "launcher.log").read_text()[-3000:]
-        assert alive(launcher) or path.exists(), f"tests/_smoke.py stopped before its {what}; its log:\n{log}"
-        assert time.monotonic() < deadline, f"no {what} after {seconds:.0f} s; the log of tests/_smoke.py:\n{log}"
+        assert alive(launcher) or path.exists(), f"tests/_smoke.py stopped before its {what}; {launcher_log(shared)}"
+        assert time.monotonic() < deadline, f"no {what} after {seconds:.0f} s; {launcher_log(shared)}"
         time.sleep(1)
     return path.read_text()
 
