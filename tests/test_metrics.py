@@ -9,16 +9,14 @@ from skimage.metrics import structural_similarity as skimage_ssim
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.models.vgg import cfgs, make_layers
 
+from egsynth.evaluation.fid import FIDMetric, PooledFeatures, fid_metric
 from egsynth.evaluation.metrics import (
     LPIPS_VGG16_LABEL,
     PARSER_TAPS,
     FeatureNet,
-    FIDMetric,
     LPIPSMetric,
     LPIPSTrunk,
-    PooledFeatures,
     VGG19Features,
-    fid_metric,
     lpips_distance,
     lpips_linear_weights,
     lpips_metric,

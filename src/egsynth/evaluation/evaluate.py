@@ -33,12 +33,11 @@ from egsynth.config import EvaluateConfig, ModelConfig
 from egsynth.data.encoding import one_hot
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.attention import FINEST_SCALE
+from egsynth.evaluation.fid import FIDMetric, fid_metric
 from egsynth.evaluation.guidance import AttentionStatistics
 from egsynth.evaluation.layout import LayoutFidelity
 from egsynth.evaluation.metrics import (
-    FIDMetric,
     LPIPSMetric,
-    fid_metric,
     lpips_metric,
     psnr,
     ssim,

@@ -1,6 +1,7 @@
-"""Image metrics of Table 1 (Sec. 4): PSNR, LPIPS [51], FID [14] and the style loss of [9], plus SSIM.
+"""Image metrics of Table 1 (Sec. 4): PSNR, LPIPS [51] and the style loss of [9], plus SSIM; FID [14] is in
+`evaluation.fid` on the feature networks defined here.
 
-Images are [B, 3, H, W] floats in [-1, 1]. Per-image metrics return [B]; FID is a set statistic.
+Images are [B, 3, H, W] floats in [-1, 1]. Per-image metrics return [B].
 
 The paper's perceptual metrics need pretrained networks that are never downloaded here (docs/design.md,
 "Pretrained networks, offline"):
@@ -24,9 +25,7 @@ import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange, reduce
 from torch import Tensor, nn
-from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchvision.models import VGG16_Weights
 
 from egsynth.io import torch_load_problem
@@ -47,10 +46,7 @@ SSIM_SIGMA = 1.5
 LPIPS_EPS = 1e-10  # lpips.normalize_tensor's epsilon, so the formula matches the package bit for bit
 VGG16_URL = VGG16_Weights.IMAGENET1K_V1.url  # the trunk LPIPS v0.1 was calibrated on
 LPIPS_VGG16_LABEL = "vgg16-imagenet (LPIPS v0.1 linear weights)"
-INCEPTION_LABEL = "inception-v3 (torch-fidelity TF-FID weights)"
-INCEPTION_FEATURES = 2048  # pool3, the standard FID layer
 LPIPS_NETS = ("vgg16", "parser", "backbone")
-FID_NETS = ("inception", "parser", "backbone")
 
 PARSER_TAPS = {
     "lraspp_mobilenet_v3_large": ("1", "3", "4", "16"),  # /2, /4, LRASPP's 'low' /8, 'high' /16
@@ -74,7 +70,8 @@ def hub_checkpoint(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
-def _require(path: Path, *, url: str, what: str) -> Path:
+def require_weights(path: Path, *, url: str, what: str) -> Path:
+    """`path` if it is a file, else `BackboneWeightsMissing` naming it and its URL (nothing is downloaded)."""
     if not path.is_file():
         raise BackboneWeightsMissing(
             f"{what} weights not found at {path} (nothing is downloaded): download {url} to that path, "
@@ -283,7 +280,7 @@ def _load_vgg16_trunk(model: lpips.LPIPS, path: Path) -> None:
 
 def lpips_vgg16() -> LPIPSMetric:
     """The paper's LPIPS: v0.1 linear weights on torchvision's ImageNet VGG-16 from the torch hub cache."""
-    path = _require(hub_checkpoint(VGG16_URL), url=VGG16_URL, what="VGG-16 ImageNet (LPIPS trunk)")
+    path = require_weights(hub_checkpoint(VGG16_URL), url=VGG16_URL, what="VGG-16 ImageNet (LPIPS trunk)")
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")  # lpips's `pretrained=` call
         model = lpips.LPIPS(net="vgg", pnet_rand=True, pretrained=True, verbose=False)
@@ -309,84 +306,6 @@ def lpips_metric(net: str, *, parser_path: Path | None, backbone: str, seed: int
         return lpips_vgg16()
     features = stand_in_features(net, parser_path=parser_path, backbone=backbone, seed=seed)
     return LPIPSMetric(features=features, weights=None)
-
-
-# ---------------------------------------------------------------------------------------------
-# FID
-
-
-class PooledFeatures(nn.Module):
-    """Images [N, 3, H, W] in [-1, 1] -> [N, D], the global average of a FeatureNet's deepest map (cf. pool3)."""
-
-    def __init__(self, *, net: FeatureNet):
-        super().__init__()
-        self.net = net
-        with torch.no_grad():
-            probe = net(torch.zeros(1, 3, 64, 64))[-1]  # [1, D, h, w]
-        self.num_features = probe.shape[1]  # read by torchmetrics instead of probing with uint8 images
-
-    def forward(self, images: Tensor) -> Tensor:
-        return reduce(self.net(images)[-1], "n d h w -> n d", "mean")  # [N, D]
-
-
-class FIDMetric(nn.Module):
-    """FID [14] between the fake and real image sets seen by `update`; `label` names the feature network.
-
-    FID needs at least 2 images per set (`compute` raises otherwise). With fewer images than feature
-    dimensions the covariances are singular and FID is biased upward, so compare FIDs only at equal
-    sample counts (`num_samples`) and feature network.
-    """
-
-    def __init__(
-        self,
-        *,
-        fid: FrechetInceptionDistance,  # Inception (uint8 inputs) or a custom module taking [-1, 1] floats
-        label: str,
-    ):
-        super().__init__()
-        self.fid = fid
-        self.label = label
-        self.quantize = not fid.used_custom_model  # torch-fidelity's Inception reads uint8 [0, 255]
-
-    def _inputs(self, images: Tensor) -> Tensor:
-        assert images.dim() == 4 and images.shape[1] == 3, f"expects images [N, 3, H, W], got {tuple(images.shape)}"
-        if self.quantize:
-            return (to_unit(images) * 255).round().to(torch.uint8)  # [N, 3, H, W] uint8
-        return images  # torchmetrics hands a custom module the tensor unchanged
-
-    def update(self, fake: Tensor, real: Tensor) -> None:
-        """Add images [N, 3, H, W] in [-1, 1] to the fake and real sets."""
-        self.fid.update(self._inputs(fake), real=False)
-        self.fid.update(self._inputs(real), real=True)
-
-    @property
-    def num_samples(self) -> tuple[int, int]:
-        """(fake, real) images seen since the last reset."""
-        return int(self.fid.fake_features_num_samples), int(self.fid.real_features_num_samples)
-
-    def compute(self) -> float:
-        fake, real = self.num_samples
-        if min(fake, real) < 2:
-            raise ValueError(f"FID needs at least 2 fake and 2 real images for the covariances, got {fake} and {real}")
-        return float(self.fid.compute())
-
-    def reset(self) -> None:
-        self.fid.reset()
-
-
-def fid_metric(net: str, *, parser_path: Path | None, backbone: str, seed: int) -> FIDMetric:
-    """FID with `inception` (the paper's), or a stand-in on pooled `parser` 'high' or `backbone` relu5_1 features.
-
-    Arguments and errors as `lpips_metric`; `inception` reads torch-fidelity's file from the torch hub cache.
-    """
-    if net not in FID_NETS:
-        raise ValueError(f"unknown FID network {net!r} (expected one of: {', '.join(FID_NETS)})")
-    if net == "inception":
-        path = _require(hub_checkpoint(URL_INCEPTION_V3), url=URL_INCEPTION_V3, what="Inception-v3 (FID)")
-        fid = FrechetInceptionDistance(feature=INCEPTION_FEATURES, feature_extractor_weights_path=str(path))
-        return FIDMetric(fid=fid, label=INCEPTION_LABEL)
-    features = stand_in_features(net, parser_path=parser_path, backbone=backbone, seed=seed)
-    return FIDMetric(fid=FrechetInceptionDistance(feature=PooledFeatures(net=features)), label=features.label)
 
 
 # ---------------------------------------------------------------------------------------------
