@@ -70,7 +70,9 @@ def commit_experiment(repo, baseline: str, name: str, files: dict[str, str]) -> 
 
 
 def params_yaml(variants: list[str], seed: int) -> str:
-    return yaml.safe_dump({"variants": variants, "model": {"seed": seed}, "train": {"seed": seed, "lr": 0.1}})
+    return yaml.safe_dump(
+        {"variants": variants, "model": {"seed": seed}, "pretrain": {"seed": seed}, "train": {"seed": seed, "lr": 0.1}}
+    )
 
 
 @pytest.fixture
@@ -113,6 +115,7 @@ def test_collect_reads_each_experiments_commit_and_labels_the_second_seeds_colum
     assert collected["experiments"]["ablations"]["params"] == {
         "variants": ["full", "gap", "no_att", "no_fm"],
         "model.seed": 0,
+        "pretrain.seed": 0,
         "train.seed": 0,
     }
     assert collected["experiments"]["seed1"]["params"]["model.seed"] == 1
@@ -197,7 +200,12 @@ def test_collect_finds_the_commit_dvc_exp_run_made(tmp_path):
     refs = sh("git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps", cwd=repo).splitlines()
     (commit,) = [line.split()[1] for line in refs if line.split()[0].endswith("/seed3")]
     assert collected["experiments"]["seed3"]["commit"] == commit
-    assert collected["experiments"]["seed3"]["params"] == {"variants": ["full"], "model.seed": 3, "train.seed": 0}
+    assert collected["experiments"]["seed3"]["params"] == {
+        "variants": ["full"],
+        "model.seed": 3,
+        "pretrain.seed": 0,
+        "train.seed": 0,
+    }
     assert collected["models"] == {"full (seed 3)": {"duplicating": {"psnr": 13.0}}}
 
 

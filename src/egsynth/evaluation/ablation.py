@@ -5,7 +5,8 @@ The default pipeline trains two variants; the others are DVC experiments on it (
 'variants=[...]'`, one more with other seeds). `collect` reads the `reports/metrics.json` each experiment
 committed (model -> task -> metric, as `report.combine` writes it) into one file, `reports/ablation/metrics.json`:
 
-    {"experiments": {EXP: {"commit": sha, "params": {"variants", "model.seed", "train.seed"},
+    {"experiments": {EXP: {"commit": sha, "params": {"variants", "model.seed", "pretrain.seed",
+                                                      "train.seed"},
                            "seed_label": LABEL or null, "models": {column: the model's name in EXP},
                            "backbones": metric -> the networks behind it}},
      "models": {column: task -> metric, and "attention" -> statistic}}
@@ -50,7 +51,7 @@ ABLATION_METRICS = "metrics.json"
 EXPERIMENT_METRICS = "reports/metrics.json"
 """The file each experiment's commit holds: dvc.yaml's `paths.report_metrics`."""
 EXPERIMENT_PARAMS = "params.yaml"
-RECORDED_PARAMS = ("variants", "model.seed", "train.seed")
+RECORDED_PARAMS = ("variants", "model.seed", "pretrain.seed", "train.seed")
 """The params of each experiment the collected file records: what tells its columns apart."""
 
 PAPER_ORDER = ("spade_vae", "gap", "no_att", "no_fm", "no_global", "full")
