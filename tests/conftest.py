@@ -19,11 +19,20 @@ from filelock import FileLock
 from tests._repo import REPO, copy_built_repo, stage_env
 from tests._smoke import alive
 
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    # Each xdist worker, and every process it starts (stages, the background smoke build), gets its share of the
+    # cores: torch's default of a thread per core in every one of them oversubscribes the machine, and OpenMP
+    # threads that spin waiting for a descheduled sibling make a step many times slower. Set before torch loads
+    # (nothing above imports it).
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+    os.environ.setdefault("MKL_NUM_THREADS", str(_share))
+
 # The first end-to-end test may wait for the smoke build (about 5 minutes alone, twice that on a loaded two-core
 # machine): end-to-end tests get 30 minutes.
 E2E_TIMEOUT_SECONDS = 1800
 SMOKE_GROUP = "smoke-repo"
-WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def pytest_collection_modifyitems(items):
