@@ -46,9 +46,10 @@ lock:
 	mv $(LOCK).tmp $(LOCK)
 	touch $(TORCH_STAMP) $(STAMP) $(EXTRAS_STAMP)
 
-# Stage commands run `python -m pipeline.<stage>`: put the venv first on PATH for them.
+# Stage commands run `python -m pipeline.<stage>`: put the venv first on PATH for them. One Prefect server for every
+# stage, not a temporary one started in each stage's process.
 repro: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pipeline.prefect_server $(BIN)/dvc repro
 
 # Tests run on one pytest-xdist worker per core; the end-to-end ones last, while the smoke pipeline they share builds
 # in the background (tests/conftest.py). test-fast leaves the end-to-end tests out: the inner loop.

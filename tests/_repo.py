@@ -1,16 +1,11 @@
-"""Temporary copies of this repo running the smoke preset, and the Prefect server they report to: shared by the
-end-to-end tests."""
+"""Temporary copies of this repo running the smoke preset, and what the end-to-end tests read of them."""
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing
 from pathlib import Path
 
 import yaml
@@ -92,41 +87,6 @@ def stage_runs_of_experiment(root: Path, env: dict, name: str) -> dict[str, dict
         max_results=100,
     )
     return {run.data.tags[store.STAGE]: run.data.tags for run in runs}
-
-
-@contextmanager
-def prefect_server(home: Path) -> Iterator[str]:
-    """A local Prefect server (`prefect server start`, its database under `home`) for as long as the
-    context lasts; yields its API URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-    }
-    env.pop("PREFECT_API_URL", None)
-    command = [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1"]
-    home.mkdir(parents=True, exist_ok=True)
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert server.poll() is None, f"prefect server exited: {(home / 'server.log').read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "prefect server did not answer within 300 s"
-            with suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    break
-            time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
 
 
 def smoke_params() -> dict:

@@ -24,7 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests._repo import copy_repo, prefect_server, smoke_params
+from pipeline.prefect_server import prefect_server
+
+from tests._repo import copy_repo, smoke_params
 
 POLL_SECONDS = 1.0
 
