@@ -17,10 +17,7 @@ from egsynth.provenance import dvc_md5
 from egsynth.tracking.store import EXPERIMENT_ENV
 from egsynth.tracking.writer import StageRun, stage_run
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning"),  # inside dvc 3.67's graph code
-    pytest.mark.xdist_group("lineage-built"),  # one xdist worker builds the module's pipeline, not each
-]
+pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # inside dvc 3.67's graph code
 runner = CliRunner()
 
 # scenes -> filter -> train@a, train@b (a foreach stage); `notes` stands apart and never ran under MLflow

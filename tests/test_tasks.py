@@ -22,8 +22,6 @@ from egsynth.evaluation.tasks import (
     swap_partners,
 )
 
-pytestmark = pytest.mark.xdist_group("tasks-built")  # one xdist worker renders and builds the tasks, not each
-
 SIZE = 32
 CONFIG = TasksConfig(seed=0, max_scenes=None, retrieval_pool_size=3, correspondence_levels=2)
 
