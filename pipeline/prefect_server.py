@@ -13,6 +13,7 @@ repo), logs to `.prefect/server.log`, and stops when the command ends; the exit 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +79,8 @@ def run_under_server(command: Sequence[str]) -> int:
 def main(argv: Sequence[str]) -> int:
     if not argv:
         sys.exit("usage: python -m pipeline.prefect_server COMMAND [ARGS...]")
+    if shutil.which(argv[0]) is None:  # before a server is started for it
+        sys.exit(f"prefect_server: {argv[0]}: no such command")
     try:
         return run_under_server(argv)
     except PrefectServerError as error:

@@ -33,9 +33,15 @@ def test_a_server_of_your_own_is_used_as_it_is_and_the_exit_status_is_the_comman
     assert not any(tmp_path.iterdir()), "no server was started, nothing written to PREFECT_HOME"
 
 
-def test_no_command_is_a_usage_line():
+def test_no_command_is_a_usage_line_and_an_unknown_one_is_named_before_any_server_starts(tmp_path):
     result = under_server(env=os.environ.copy())
     assert result.returncode != 0 and result.stderr.strip().startswith("usage: python -m pipeline.prefect_server")
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"} | {
+        "PREFECT_HOME": str(tmp_path)
+    }
+    result = under_server("no-such-command-here", "repro", env=env)
+    assert (result.returncode, result.stderr) == (1, "prefect_server: no-such-command-here: no such command\n")
+    assert not any(tmp_path.iterdir()), "no server was started"
 
 
 @pytest.mark.e2e
