@@ -27,7 +27,7 @@ STARTUP_TIMEOUT_SECONDS = 300  # a fresh database is migrated first: minutes on 
 
 
 class PrefectServerError(RuntimeError):
-    """The server exited or did not answer in time; the message ends with its log."""
+    """The server exited (the message ends with its log) or did not answer in time (the message names its log)."""
 
 
 @contextmanager
@@ -56,7 +56,9 @@ def prefect_server(home: Path) -> Iterator[str]:
                 if server.poll() is not None:
                     raise PrefectServerError(f"prefect server exited; {log_path}:\n{log_path.read_text()[-3000:]}")
                 if time.monotonic() > deadline:
-                    raise PrefectServerError(f"prefect server did not answer within {STARTUP_TIMEOUT_SECONDS} s")
+                    raise PrefectServerError(
+                        f"prefect server did not answer within {STARTUP_TIMEOUT_SECONDS} s; see {log_path}"
+                    )
                 with suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
                     if answer.status == 200:
                         break

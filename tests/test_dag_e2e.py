@@ -31,6 +31,8 @@ with get_client(sync_client=True) as client:
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
         if any(task_run.name == "scenes" for task_run in task_runs):
             break
+    else:
+        raise SystemExit("no dvc-dag flow run has a scenes task")
 names = {task_run.id: task_run.name for task_run in task_runs}
 print(json.dumps([
     {

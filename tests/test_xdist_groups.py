@@ -1,6 +1,6 @@
-"""`make test` runs on pytest-xdist with `--dist loadgroup`: tests that share a module fixture or a repo in place
-carry an `xdist_group` mark so that one worker runs them all. A pytest or xdist version that stops honouring the
-mark (pytest 9.2 did, silently) would build those fixtures once per worker and race on the shared repo."""
+"""`make test` runs on pytest-xdist with `--dist loadgroup`: tests that build on another's state (the tiny DAG's two
+flow runs) or use the smoke repo in place carry an `xdist_group` mark so that one worker runs them all. A pytest or
+xdist version that stops honouring the mark (pytest 9.2 did, silently) would split them across workers."""
 
 import re
 import subprocess
