@@ -27,13 +27,13 @@ $(TORCH_STAMP): $(LOCK)
 	$(BIN)/pip install --quiet -c $(LOCK) torch torchvision
 	touch $@
 
-# Re-install the project when pyproject.toml or the lock changed.
+# Re-install the project when pyproject.toml or the lock changed: what the pipeline needs, nothing more (`make repro`
+# is timed; the test tools come with the extras below).
 $(STAMP): pyproject.toml $(LOCK) $(TORCH_STAMP)
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e .
 	touch $(STAMP)
 
-# The demo's web app and the browser test's driver, for `make test` and `make demo` only: `make repro` (timed)
-# installs no more than it needs.
+# The test tools, the demo's web app and the browser test's driver, for `make test` and `make demo` only.
 $(EXTRAS_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,demo,browser]'
 	touch $@
