@@ -106,6 +106,17 @@ def test_config_reads_numbers_as_dvc_does(tmp_path):
     assert params.train.lr == 0.001 and params.train.betas == (0.5, 1.0) and params.model.attention_maps == (4, 4)
 
 
+def test_attention_classes_need_distinct_names_a_map_each_and_a_weight():
+    base = {"num_scales": 2, "attention_maps": [4, 3, 4], "attention_labels": True, "attention_label_init": 6.0}
+    assert ModelConfig(**base, attention_classes=["sky", "sea", "grass"]).attention_classes == ["sky", "sea", "grass"]
+    with pytest.raises(ValueError, match="names a class twice"):
+        ModelConfig(**base, attention_classes=["sky", "sky"])
+    with pytest.raises(ValueError, match="more than the 3 maps"):
+        ModelConfig(**base, attention_classes=["sky", "sea", "grass", "tree"])
+    with pytest.raises(ValueError, match="attention_label_init > 0 at every scale"):
+        ModelConfig(**base | {"attention_label_init": [6.0, 0.0, 6.0]}, attention_classes=["sky"])
+
+
 def test_attention_label_init_is_one_value_or_one_per_scale():
     base = {"num_scales": 2, "attention_maps": [4, 4, 4], "attention_labels": True}
     assert ModelConfig(**base, attention_label_init=3.0).attention_label_inits == [3.0, 3.0, 3.0]

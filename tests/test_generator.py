@@ -194,3 +194,22 @@ def test_a_per_scale_attention_label_init_leaves_the_zero_scales_at_the_default_
     assert max(class_weights[1:]) < 0.5, "the default conv init"
     tied = generator.aligners[0]
     assert torch.equal(tied.spatial.weight[:, -6:], tied.channel.weight[:, -6:]), "φ and ψ share them"
+
+
+def test_attention_classes_become_one_hot_preferences_at_every_scale_and_unknown_names_are_refused():
+    config = ModelConfig(
+        num_scales=2,
+        attention_maps=[4, 4, 4],
+        attention_labels=True,
+        attention_label_init=5.0,
+        attention_classes=["person", "bicycle"],
+        ngf=8,
+    )
+    generator = build_generator("full", config, num_classes=6)  # person and bicycle: class indices 0 and 1
+    expected = torch.zeros(4, 6)
+    expected[0, 0] = expected[1, 1] = 5.0
+    for aligner in generator.aligners:
+        assert torch.equal(aligner.spatial.weight[:, -6:, 0, 0], expected)
+        assert torch.equal(aligner.channel.weight[:, -6:, 0, 0], expected)
+    with pytest.raises(ValueError, match="no COCO-stuff class named 'skyy'"):
+        build_generator("full", config.model_copy(update={"attention_classes": ["person", "skyy"]}), num_classes=6)

@@ -155,6 +155,33 @@ def test_label_inputs_share_one_class_preference_draw_between_phi_and_psi():
         MSCA(N, M, K, label_init=1.0)
 
 
+def test_one_hot_preferences_give_each_listed_class_a_map_that_attends_it_or_the_whole_exemplar():
+    """Map k prefers the k-th listed class alone (weight 8, φ and ψ tied): where the exemplar shows that class
+    the map attends its pixels, where it does not the map prefers no class (as the features alone), and a target
+    pixel of a listed class reads its own map."""
+    torch.manual_seed(0)
+    num_classes = 5
+    module = MSCA(N, M, K, num_classes=num_classes, label_init=8.0, preferred_classes=[3, 1, 4])
+    spatial_classes, channel_classes = module.spatial.weight[:, -5:, 0, 0], module.channel.weight[:, -5:, 0, 0]
+    expected = torch.zeros(K, num_classes)
+    expected[0, 3] = expected[1, 1] = expected[2, 4] = 8.0
+    assert torch.equal(spatial_classes, expected) and torch.equal(channel_classes, expected)
+
+    f_x2, f_c2 = scene(6, 6, seed=41)
+    exemplar_labels = torch.zeros(2, 6, 6, dtype=torch.long)
+    exemplar_labels[:, :3] = 3  # classes 3 and 0 shown, 1 and 4 missing
+    target_labels = torch.tensor([3, 1]).reshape(1, 1, 2).expand(2, 4, -1)  # columns of class 3 and 1
+    c2, c1 = one_hot_labels(exemplar_labels, num_classes), one_hot_labels(target_labels, num_classes)
+    _, record = module(f_x2, f_c2, features(2, M, 4, 2, seed=42), c2=c2, c1=c1)
+    on_class_3 = (record.alpha[:, 0] * c2[:, 3]).sum(dim=(-2, -1))
+    assert bool((on_class_3 > 0.99).all()), "map 0 attends the exemplar's class-3 pixels"
+    on_class_3_missing = (record.alpha[:, 1] * c2[:, 3]).sum(dim=(-2, -1))
+    assert bool(((on_class_3_missing - 0.5).abs() < 0.15).all()), "class 1 is missing: its map prefers no class"
+    assert bool((record.beta[:, 0, :, 0] > 0.99).all() and (record.beta[:, 1, :, 1] > 0.99).all())
+    with pytest.raises(AssertionError, match="a map per preferred class"):
+        MSCA(N, M, K, num_classes=num_classes, label_init=8.0, preferred_classes=[0, 1, 2, 3, 4])
+
+
 def test_msca_with_class_weights_on_the_diagonal_is_label_attention():
     """K = C, φ and ψ reading only the one-hots with w_kc = s·[k = c]: as s grows, map k attends exactly the
     exemplar's class-k pixels and a class-k target pixel reads map k, which is the `no_att` ablation (for

@@ -1,3 +1,4 @@
+import itertools
 import math
 import os
 import random
@@ -32,7 +33,7 @@ from egsynth.training.checkpoint import (
     discard_other_checkpoints,
     restore_rng_state,
 )
-from egsynth.training.gan import _discriminate
+from egsynth.training.gan import _discriminate, decay_factor
 from tests._training_worker import (
     DDP_VARIANT,
     GLOBAL,
@@ -154,6 +155,44 @@ def test_warmup_epochs_must_lie_in_phase_1_and_need_a_reconstruction_term():
         tiny_train(warmup_epochs=2, phase1_epochs=1, lambda_l1=1.0)
     with pytest.raises(ValueError, match="lambda_l1 > 0"):
         tiny_train(warmup_epochs=1, lambda_l1=0.0)
+
+
+def test_the_decay_factor_falls_linearly_over_the_last_epochs_and_is_1_before():
+    assert [decay_factor(step, [4, 4], 1) for step in range(8)] == [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    assert [decay_factor(step, [2, 3, 1], 2) for step in range(6)] == [1, 1, 1, 0.75, 0.5, 0.25]
+    assert all(decay_factor(step, [4, 4], 0) == 1 for step in range(8))
+
+
+def test_lr_decay_counts_adversarial_epochs_only():
+    tiny_train(phase1_epochs=2, phase2_epochs=1, warmup_epochs=1, lambda_l1=1.0, lr_decay_epochs=2)
+    with pytest.raises(ValueError, match="lr_decay_epochs"):
+        tiny_train(phase1_epochs=2, phase2_epochs=1, warmup_epochs=1, lambda_l1=1.0, lr_decay_epochs=3)
+
+
+def test_a_decayed_step_moves_g_and_d_by_its_share_of_the_step_without_decay(tmp_path, one_thread):
+    """Two adversarial steps, the second at half the lr: the first moves every weight as without decay, and
+    Adam's second move (same gradients, same moments) is half of the undecayed run's, to round-off."""
+    epochs = [EpochData(cross=SceneItems(4, PATCH, seed=1))]  # batch 2: two steps, decay 1 then 1/2
+
+    def moves(decay_epochs: int) -> list[dict[str, torch.Tensor]]:
+        train = tiny_train(phase2_epochs=0, lr_decay_epochs=decay_epochs, checkpoint_every=100)
+        generator, discriminator, perceptual = build("full", train=train)
+        states = [trainable(generator) | trainable(discriminator)]
+        run(
+            "full",
+            epochs,
+            tmp_path / f"decay{decay_epochs}.pt",
+            train=train,
+            modules=(generator, discriminator, perceptual),
+            on_step=lambda step, losses: states.append(trainable(generator) | trainable(discriminator)),
+        )
+        return [{k: after[k] - before[k] for k in before} for before, after in itertools.pairwise(states)]
+
+    plain, decayed = moves(0), moves(1)
+    for name in plain[0]:
+        torch.testing.assert_close(decayed[0][name], plain[0][name], rtol=0, atol=0)
+        # weights of about 1 leave moves of about 1e-4 a float32 round-off near 1e-7
+        torch.testing.assert_close(decayed[1][name], plain[1][name] / 2, rtol=1e-3, atol=1e-7)
 
 
 def test_lambda_l1_adds_exactly_the_weighted_pixel_l1_and_changes_no_other_term(tmp_path, one_thread):

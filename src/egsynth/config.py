@@ -169,6 +169,11 @@ class ModelConfig(_Section):
     """Std of the class weights φ and ψ share at init, one value for every scale or one per scale 0..L (paper:
     0, the default init; needs attention_labels). A scale at 0 starts near uniform attention, a global pooling
     that carries the exemplar's tone to classes it does not show (Sec. 3.2, "Multi-scaling")."""
+    attention_classes: list[str] | None = None
+    """One-hot class preferences instead of Gaussian ones: at every scale, MSCA's map k prefers the k-th class
+    named here (COCO-stuff names) with weight `attention_label_init` in both φ and ψ, every other class weight
+    0. Each listed class then owns a map, and the map of a class the exemplar lacks is uniform over it: that
+    class reads the exemplar's mean, as `gap` does (null: the Gaussian draws; README, "Deviations")."""
 
     @property
     def attention_label_inits(self) -> list[float]:
@@ -192,7 +197,21 @@ class ModelConfig(_Section):
             raise ValueError("model.attention_label_init: a standard deviation, at least 0")
         if any(self.attention_label_inits) and not self.attention_labels:
             raise ValueError("model.attention_label_init needs model.attention_labels: true (the class weights)")
+        if self.attention_classes is not None:
+            self._check_attention_classes(self.attention_classes)
         return self
+
+    def _check_attention_classes(self, names: list[str]) -> None:
+        """The names themselves are checked where they become class indices (`build_generator`)."""
+        if len(set(names)) != len(names):
+            raise ValueError("model.attention_classes names a class twice: each class owns one map")
+        if len(names) > min(self.attention_maps):
+            raise ValueError(
+                f"model.attention_classes names {len(names)} classes, more than the {min(self.attention_maps)} "
+                "maps of the smallest model.attention_maps: each class needs a map of its own"
+            )
+        if not all(self.attention_label_inits):
+            raise ValueError("model.attention_classes needs model.attention_label_init > 0 at every scale (the weight)")
 
 
 class PretrainConfig(_Section):
@@ -221,6 +240,9 @@ class TrainConfig(_Section):
     (paper: 0; README, "Deviations")."""
     warmup_lr: float = Field(1e-3, gt=0)
     """Adam learning rate of G in the warm-up epochs."""
+    lr_decay_epochs: int = Field(0, ge=0)
+    """The last this many epochs decay the learning rate of G and D linearly to 0, step by step, as SPADE's
+    `niter_decay` does by epoch (paper: 0, no decay; README, "Deviations")."""
     lambda_global: float = Field(1.0, ge=0)
     """λ of Eq. 11, weight of the global self-reconstruction task (paper: 1)."""
     gan_loss: Literal["hinge", "log"] = "hinge"
@@ -252,6 +274,12 @@ class TrainConfig(_Section):
             )
         if self.warmup_epochs and not self.lambda_l1:
             raise ValueError("train.warmup_epochs trains on the pixel L1 term: set train.lambda_l1 > 0")
+        adversarial_epochs = self.phase1_epochs + self.phase2_epochs - self.warmup_epochs
+        if self.lr_decay_epochs > adversarial_epochs:
+            raise ValueError(
+                f"train.lr_decay_epochs ({self.lr_decay_epochs}) counts adversarial epochs: at most the "
+                f"{adversarial_epochs} after the warm-up"
+            )
         return self
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from egsynth.config import ModelConfig
-from egsynth.data.cocostuff import NUM_CLASSES
+from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
 from egsynth.io import atomic_path, torch_load_problem
 from egsynth.models.features import ImageEncoder, LabelEncoder, VGGFeatures, backbone_label, resize_labels
 from egsynth.models.msca import MSCA, AttentionRecord, DenseAttention, GlobalPooling, LabelAttention
@@ -111,6 +111,7 @@ class Generator(nn.Module):
         norm: str,  # SPADE's parameter-free norm: instance | batch
         attention_labels: bool = False,  # MSCA's φ and ψ also read the one-hot labels (not in the paper)
         attention_label_inits: list[float] | None = None,  # std of MSCA's tied class weights per scale (None: 0)
+        attention_classes: list[int] | None = None,  # one-hot preferences, map k: the k-th index (None: Gaussian)
     ):
         super().__init__()
         spec = variant_spec(variant)
@@ -134,7 +135,11 @@ class Generator(nn.Module):
                     k,
                     num_classes,
                     dense_attention_side,
-                    {"num_classes": num_classes if attention_labels else 0, "label_init": init},
+                    {
+                        "num_classes": num_classes if attention_labels else 0,
+                        "label_init": init,
+                        "preferred_classes": attention_classes,
+                    },
                 )
                 for k, init in zip(attention_maps, label_inits, strict=True)
             )
@@ -236,7 +241,19 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
             norm=config.norm,
             attention_labels=config.attention_labels,
             attention_label_inits=config.attention_label_inits,
+            attention_classes=class_indices(config.attention_classes),
         )
+
+
+def class_indices(names: list[str] | None) -> list[int] | None:
+    """COCO-stuff class names -> class indices, in order (`model.attention_classes`); None stays None."""
+    if names is None:
+        return None
+    index_of = {category.name: index for index, category in enumerate(CATEGORIES)}
+    unknown = [name for name in names if name not in index_of]
+    if unknown:
+        raise ValueError(f"model.attention_classes: no COCO-stuff class named {', '.join(map(repr, unknown))}")
+    return [index_of[name] for name in names]
 
 
 def parameter_counts(generator: Generator) -> dict[str, int]:

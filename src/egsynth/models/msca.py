@@ -18,6 +18,7 @@ exemplar (H2, W2) and target (H1, W1) may differ in size.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +100,9 @@ class MSCA(nn.Module):
     target pixel of class c leans on the maps that prefer c, so attention starts label-selective
     instead of uniform (under Adam at lr 2e-4 a weight moves ~0.1 in a CPU training, too little to
     open the logit gaps of 5-8 that choosing one class among thousands of positions needs).
+    `preferred_classes` makes the preferences one-hot instead: map k prefers the k-th listed class with weight
+    `label_init`, every other weight 0. A listed class then owns a map, which attends that class alone where
+    the exemplar shows it and is uniform (the exemplar's mean, as global pooling) where it does not.
     """
 
     def __init__(
@@ -110,6 +114,7 @@ class MSCA(nn.Module):
         hidden_channels: int | None = None,  # width of the gate MLP's hidden layer (None: M)
         num_classes: int = 0,  # C: one-hot label channels beside F_c in φ and ψ (0: the paper's inputs)
         label_init: float = 0.0,  # std of the tied class weights of φ and ψ (0: the default conv init)
+        preferred_classes: Sequence[int] | None = None,  # one-hot instead: map k prefers the k-th, weight label_init
     ):
         super().__init__()
         assert num_classes >= 0 and label_init >= 0, "num_classes and label_init must be non-negative"
@@ -122,8 +127,15 @@ class MSCA(nn.Module):
         self.spatial = nn.Conv2d(image_channels + label_channels + num_classes, k, kernel_size=1)  # φ of Eq. 4
         self.channel = nn.Conv2d(label_channels + num_classes, k, kernel_size=1)  # ψ of Eq. 7
         self.gate = _gate_mlp(label_channels, hidden_channels, k)  # mlp of Eq. 6
+        assert preferred_classes is None or (label_init > 0 and len(preferred_classes) <= k), (
+            "one-hot preferences need a weight (label_init > 0) and a map per preferred class"
+        )
         if label_init > 0:
-            preference = torch.randn(k, num_classes) * label_init  # [K, C], w_kc
+            if preferred_classes is None:
+                preference = torch.randn(k, num_classes) * label_init  # [K, C], w_kc
+            else:
+                preference = torch.zeros(k, num_classes)  # [K, C], w_kc one-hot per listed class
+                preference[range(len(preferred_classes)), list(preferred_classes)] = label_init
             with torch.no_grad():
                 self.spatial.weight[:, -num_classes:, 0, 0] = preference
                 self.channel.weight[:, -num_classes:, 0, 0] = preference

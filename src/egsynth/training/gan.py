@@ -248,8 +248,11 @@ def train_gan(
                     tasks.append((to_device(global_, ctx.device, "global"), config.lambda_global))
                 adversarial = plans[run.epoch].data.adversarial
                 update_g = not adversarial or (run.step + 1) % config.generator_every == 0
+                lr = config.lr * decay_factor(run.step, epoch_batches, config.lr_decay_epochs)
                 for group in optimizer_g.param_groups:
-                    group["lr"] = config.lr if adversarial else config.warmup_lr
+                    group["lr"] = lr if adversarial else config.warmup_lr
+                for group in optimizer_d.param_groups:
+                    group["lr"] = lr
                 snapshot = snapshot_buffers([generator, discriminator])
                 terms = _iteration(
                     G=G,
@@ -301,6 +304,18 @@ def train_gan(
     return TrainResult(
         steps=run.step, rollbacks=run.rollbacks, losses=final, history=run.history, resumed_from=resumed_from
     )
+
+
+def decay_factor(step: int, epoch_batches: Sequence[int], decay_epochs: int) -> float:
+    """The learning-rate factor of iteration `step` (0-based): 1, then down linearly over the last
+    `decay_epochs` epochs' iterations, 1 at their first and 1/n at their last of n (SPADE's linear decay,
+    per step rather than per epoch, so one decay epoch decays too). A function of the step alone, so a
+    resumed run continues the same schedule."""
+    total = sum(epoch_batches)
+    start = total - sum(epoch_batches[len(epoch_batches) - decay_epochs :]) if decay_epochs else total
+    if step < start:
+        return 1.0
+    return (total - step) / (total - start)
 
 
 def _latest(history: list[dict[str, float]], key: str) -> float:
