@@ -14,7 +14,10 @@ per task for the `spade_vae` baseline (SPADE's KLDLoss); adv is `gan_loss` in `t
 (hinge or the log form of Eq. 11). Each task's terms are `losses.generator_objective` and
 `losses.discriminator_objective`; this loop sums them. Eq. 12's min-max alternates: D is updated
 every iteration, G every `generator_every` iterations (Sec. 4: "every 5 iterations"), on the steps
-that are multiples of it (steps count from 1). Both use Adam(lr, betas).
+that are multiples of it (steps count from 1). Both use Adam(lr, betas); over the last
+`train.lr_decay_epochs` epochs that lr falls linearly to 0, step by step (`decay_factor`; SPADE's
+`niter_decay`, not in the paper: without it a short CPU schedule ends wherever its last G updates put
+it, README "Deviations").
 
 Warm-up epochs (`EpochData.adversarial` False; the first `train.warmup_epochs` of phase 1) train G
 alone, every iteration, at `train.warmup_lr`, on the pixel L1 term (and KL for `spade_vae`): without
