@@ -166,14 +166,15 @@ class ModelConfig(_Section):
     attention_labels: bool = False
     """MSCA's φ (Eq. 4) and ψ (Eq. 7) also read the one-hot labels c̃2, c1 beside F_c2, F_c1 (paper: false)."""
     attention_label_init: float | list[float] = 0.0
-    """Std of the class weights φ and ψ share at init, one value for every scale or one per scale 0..L (paper:
-    0, the default init; needs attention_labels). A scale at 0 starts near uniform attention, a global pooling
+    """Std of the class weights φ and ψ share at init, or with `attention_classes` the weight of each listed class
+    on its map; one value for every scale or one per scale 0..L (paper: 0, the default init; needs
+    attention_labels). A scale at 0 starts near uniform attention, a global pooling
     that carries the exemplar's tone to classes it does not show (Sec. 3.2, "Multi-scaling")."""
     attention_classes: list[str] | None = None
     """One-hot class preferences instead of Gaussian ones: at every scale, MSCA's map k prefers the k-th class
     named here (COCO-stuff names) with weight `attention_label_init` in both φ and ψ, every other class weight
-    0. Each listed class then owns a map, and the map of a class the exemplar lacks is uniform over it: that
-    class reads the exemplar's mean, as `gap` does (null: the Gaussian draws; README, "Deviations")."""
+    0. Each listed class then owns a map, and the map of a class the exemplar lacks prefers no class of it: that
+    class reads about the exemplar's mean, as `gap` does (null: the Gaussian draws; README, "Deviations")."""
 
     @property
     def attention_label_inits(self) -> list[float]:

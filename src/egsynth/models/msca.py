@@ -102,7 +102,7 @@ class MSCA(nn.Module):
     open the logit gaps of 5-8 that choosing one class among thousands of positions needs).
     `preferred_classes` makes the preferences one-hot instead: map k prefers the k-th listed class with weight
     `label_init`, every other weight 0. A listed class then owns a map, which attends that class alone where
-    the exemplar shows it and is uniform (the exemplar's mean, as global pooling) where it does not.
+    the exemplar shows it and prefers no class where it does not (about the exemplar's mean, as global pooling).
     """
 
     def __init__(
