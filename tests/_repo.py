@@ -5,7 +5,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from contextlib import closing
+import traceback
+from contextlib import chdir, closing
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,23 @@ def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
+
+
+def egsynth_here(root: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """`egsynth ARGS` run by this process (Typer's test runner) in `root` with `env`'s MLflow store and Prefect
+    settings: the command's own code without a fresh interpreter's seconds of imports (the README's test runs the
+    installed command). An exception the command did not turn into an exit shows as a traceback on stderr."""
+    from typer.testing import CliRunner
+
+    from egsynth.cli import app
+
+    overrides = {name: value for name, value in env.items() if name.startswith(("MLFLOW_", "PREFECT_"))}
+    with chdir(root):
+        result = CliRunner().invoke(app, list(args), env=overrides)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(["egsynth", *args], result.exit_code, result.stdout, stderr)
 
 
 def copy_repo(root: Path, params: dict, prefect_api: str | None = None) -> dict:

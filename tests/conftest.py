@@ -20,14 +20,17 @@ from tests._repo import REPO, copy_built_repo, stage_env
 from tests._smoke import alive
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # one thread a process, unless set (the build too)
+WORKER_NICENESS = 10  # the smoke build, started by the controller, runs ahead of the workers (pytest_sessionstart)
 if WORKER:
     # Each xdist worker, and every process it starts (stages, the background smoke build), gets its share of the
     # cores: torch's default of a thread per core in every one of them oversubscribes the machine, and OpenMP
     # threads that spin waiting for a descheduled sibling make a step many times slower. Set before torch loads
     # (nothing above imports it).
     _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
-    os.environ.setdefault("MKL_NUM_THREADS", str(_share))
+    for _variable in THREAD_VARIABLES:
+        os.environ.setdefault(_variable, str(_share))
+    os.nice(WORKER_NICENESS)
 
 # The first end-to-end test may wait for the smoke build (about 5 minutes alone, twice that on a loaded two-core
 # machine): end-to-end tests get 30 minutes.
@@ -36,9 +39,10 @@ SMOKE_GROUP = "smoke-repo"
 
 
 def pytest_collection_modifyitems(items):
-    """End-to-end tests last (a stable sort: files keep their order), so the unit tests run while the smoke pipeline
-    builds; tests that use the shared smoke repo in place run on one xdist worker."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+    """End-to-end tests last, those that need the smoke repo after the others (a stable sort: files keep their
+    order), so that everything else runs while the smoke pipeline builds; tests that use the shared smoke repo in
+    place run on one xdist worker."""
+    items.sort(key=lambda item: (item.get_closest_marker("e2e") is not None, "smoke_repo" in item.fixturenames))
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
@@ -68,29 +72,51 @@ def wait_for(path: Path, what: str, seconds: float, shared: Path) -> str:
     return path.read_text()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def background_pipeline(request, tmp_path_factory):
-    """Start tests/_smoke.py (once per session, whichever worker comes first) when a selected test needs the Prefect
-    server or the smoke repo. It stops by itself once the session's pytest process is gone."""
-    needed = {name for item in request.session.items for name in item.fixturenames}
-    if "prefect_api" not in needed:
-        yield None
-        return
-    shared = shared_dir(tmp_path_factory)
+def launch(shared: Path, session_pid: int, build: bool) -> None:
+    """Start tests/_smoke.py for the session owned by `session_pid`, unless a process of the session already did
+    (a file lock in `shared`, the directory they all see)."""
     launcher = shared / "launcher.pid"
     with FileLock(shared / "launcher.lock"):
         if not launcher.exists():
-            session_pid = os.getppid() if WORKER else os.getpid()
             command = [sys.executable, "-m", "tests._smoke", str(shared), str(session_pid)]
             with launcher.with_suffix(".log").open("w") as log:
                 started = subprocess.Popen(
-                    [*command, *(["--build"] if "smoke_repo" in needed else [])],
+                    [*command, *(["--build"] if build else [])],
                     cwd=REPO,
+                    env={**os.environ, **{name: os.environ.get(name, "1") for name in THREAD_VARIABLES}},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
             launcher.write_text(str(started.pid))
+
+
+def pytest_sessionstart(session):
+    """The xdist controller of a whole-suite run (`make test`: no paths, no -m, no -k) starts the smoke build at once,
+    before its workers have collected: the build is the session's longest path. The workers lower their priority
+    (below), so that the build, at the controller's, gets a core of its own while they share the other."""
+    config = session.config
+    whole_suite = (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not config.option.markexpr
+        and not config.option.keyword
+        and not config.option.collectonly
+    )
+    controller = not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+    if whole_suite and controller:
+        launch(config._tmp_path_factory.getbasetemp(), os.getpid(), build=True)  # the basetemp workers sit in
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_pipeline(request, tmp_path_factory):
+    """Start tests/_smoke.py (once per session, whichever process comes first) when a selected test needs the
+    Prefect server or the smoke repo. It stops by itself once the session's pytest process is gone."""
+    needed = {name for item in request.session.items for name in item.fixturenames}
+    if "prefect_api" not in needed:
+        yield None
+        return
+    shared = shared_dir(tmp_path_factory)
+    launch(shared, os.getppid() if WORKER else os.getpid(), build="smoke_repo" in needed)
     yield shared
 
 

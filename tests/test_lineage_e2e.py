@@ -1,13 +1,13 @@
 """End to end: `egsynth lineage`, `runs` and `compare` on the smoke pipeline's repo and its MLflow store."""
 
 import json
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
 from egsynth.provenance import dvc_md5
+from tests._repo import egsynth_here
 
 pytestmark = pytest.mark.e2e
 
@@ -16,10 +16,10 @@ CHAIN = ["train@full", "pretrain", "manifest", "parse", "parser", "filter", "sce
 
 
 def egsynth(smoke_repo, *args: str) -> subprocess.CompletedProcess:
-    """The installed `egsynth` command, run in the smoke repo with its MLflow store."""
+    """`egsynth ARGS` in the smoke repo with its MLflow store (run in this process; the README's test runs the
+    installed command)."""
     root, env, _ = smoke_repo
-    command = [shutil.which("egsynth", path=env["PATH"]), *args]
-    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    return egsynth_here(root, env, *args)
 
 
 def traced(smoke_repo, path: str) -> dict:

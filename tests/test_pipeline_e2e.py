@@ -1,11 +1,9 @@
 """End to end: `dvc repro` of configs/smoke.yaml in a temporary copy of the repo."""
 
-import json
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import yaml
 from PIL import Image
 
 from egsynth.tracking.queries import find_stage_runs
-from tests._repo import copy_repo, run, smoke_params, stage_runs_of_experiment
+from tests._repo import copy_repo, run, smoke_params
 
 pytestmark = pytest.mark.e2e
 
@@ -246,39 +244,6 @@ def test_report_embeds_the_table_and_every_figure(smoke_repo):
         assert expected in names
     markdown = (root / "reports" / "report.md").read_text()
     assert all(f"figures/{name}" in markdown for name in names)
-
-
-def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(smoke_copy):
-    """`dvc exp run --queue` + `dvc queue start` on a committed baseline: DVC runs it in a copy under
-    .dvc/tmp/exps, re-running only the stages its param reaches (a figures param: the evaluations and the
-    report); its params reach `dvc exp show` and `dvc exp diff`, its stage runs reach MLflow under the
-    experiment's name and baseline revision. (The user guide's experiment checks changed metrics.)"""
-    root, env = smoke_copy
-    git = ["git", "-c", "user.name=egsynth-test", "-c", "user.email=test@egsynth"]
-    run([*git, "add", "-A"], root, env)
-    run([*git, "commit", "-q", "-m", "baseline pipeline"], root, env)
-    baseline = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
-    dvc = [sys.executable, "-m", "dvc"]
-    fewer = smoke_params()["figures"]["examples"] - 1
-    run([*dvc, "exp", "run", "--queue", "-n", "queued-figures", "-S", f"figures.examples={fewer}"], root, env)
-    run([*dvc, "queue", "start"], root, env)
-    deadline = time.monotonic() + 600
-    while True:
-        status = run([*dvc, "queue", "status"], root, env).stdout
-        if not re.search(r"\b(Queued|Running)\b", status):
-            break
-        assert time.monotonic() < deadline, f"queued experiment still running after 10 minutes:\n{status}"
-        time.sleep(5)
-    assert re.search(r"queued-figures.*Success", status), status
-    shown = run([*dvc, "exp", "show", "--csv"], root, env).stdout
-    (row,) = [line for line in shown.splitlines() if "queued-figures" in line]
-    assert str(fewer) in row.split(",")
-    compared = json.loads(run([*dvc, "exp", "diff", "--json", "HEAD", "queued-figures"], root, env).stdout)
-    (changed,) = compared["params"]["params.yaml"].items()
-    assert changed[0] == "figures.examples" and (changed[1]["old"], changed[1]["new"]) == (fewer + 1, fewer)
-    tags = stage_runs_of_experiment(root, env, "queued-figures")
-    assert set(tags) == {"evaluate@full", "evaluate@gap", "report"}, "the stages a figures param reaches, in MLflow"
-    assert {stage_tags["egsynth.dvc_exp_baseline_rev"] for stage_tags in tags.values()} == {baseline}
 
 
 def test_training_logs_sample_grids_at_every_checkpoint(smoke_repo):

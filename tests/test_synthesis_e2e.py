@@ -1,8 +1,8 @@
-"""The `egsynth` synthesis commands as a user runs them: a subprocess in the smoke repo, its trained `full` generator
-and parser by default, test scenes of its data. Files are only read there; everything is written under tmp_path."""
+"""The `egsynth` synthesis commands as a user runs them in the smoke repo: its trained `full` generator and parser by
+default, test scenes of its data. Files are only read there; everything is written under tmp_path. The commands run
+in this process (the README's test runs the installed command as a subprocess)."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +11,15 @@ import pytest
 from PIL import Image
 
 from egsynth.parsing.data import read_label_map, write_label_map
+from tests._repo import egsynth_here
 
 pytestmark = pytest.mark.e2e
-
-EGSYNTH = Path(sys.executable).parent / "egsynth"
 
 
 def egsynth(smoke_repo, command: str, options: dict[str, object]) -> subprocess.CompletedProcess:
     """`egsynth COMMAND --option value ...` in the smoke repo (so --model and --parser default to its models)."""
     root, env, _ = smoke_repo
-    args = [str(EGSYNTH), command, *(str(part) for item in options.items() for part in item)]
-    return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+    return egsynth_here(root, env, command, *(str(part) for item in options.items() for part in item))
 
 
 def succeeded(result: subprocess.CompletedProcess) -> None:

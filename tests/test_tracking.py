@@ -2,7 +2,9 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from egsynth.tracking import store
 from egsynth.tracking.queries import find_stage_runs
 from egsynth.tracking.store import dep_tag, out_tag, tracking_uri, version_tag
 from egsynth.tracking.writer import StageRun, stage_run
+from tests._repo import stage_runs_of_experiment
 from tests._workspace import EXP_COPIES, git_commit_all, git_init, sh, write_scenes
 
 # ----------------------------------------------------------------------------
@@ -210,38 +213,82 @@ def test_stage_in_a_dvc_exp_temp_copy_logs_to_the_original_store_with_paths_rela
 
 
 STAGE_SCRIPT = """\
+import sys
 from pathlib import Path
 import yaml
 from egsynth.tracking.writer import stage_run
 
+name = sys.argv[1]
 params = yaml.safe_load(open("params.yaml"))
-deps, outs = [Path("stage.py")], [Path("out")]
-with stage_run("make", repo_root=Path.cwd(), stage_params=params, all_params=params, deps=deps, outs=outs):
-    Path("out").mkdir()
-    Path("out/v.txt").write_text(str(params["make"]["v"]))
+deps, outs = [Path("stage.py")], [Path(f"out-{name}")]
+stage_params = {name: params[name]}
+with stage_run(name, repo_root=Path.cwd(), stage_params=stage_params, all_params=params, deps=deps, outs=outs):
+    outs[0].mkdir()
+    (outs[0] / "v.txt").write_text(str(params[name]["v"]))
 """
 
 
-@pytest.mark.e2e  # a real `dvc exp run`
-def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_original_store(tmp_path, monkeypatch):
+def tracked_repo(repo: Path, stages: list[str], monkeypatch) -> Path:
+    """A committed git + DVC repo at `repo` whose stages each record an MLflow run as the pipeline's stages do
+    (`stage_run`, the default store of the repo): stage NAME reads param NAME.v (1) and writes out-NAME/."""
     for name in ("MLFLOW_TRACKING_URI", store.EXPERIMENT_ENV):
         monkeypatch.delenv(name, raising=False)
-    repo = tmp_path / "repo"
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # dvc's queue worker
     repo.mkdir()
     git_init(repo)
     sh(sys.executable, "-m", "dvc", "init", "-q", cwd=repo)
     (repo / "stage.py").write_text(STAGE_SCRIPT)
-    (repo / "params.yaml").write_text("make:\n  v: 1\n")
-    stage = {"cmd": f"{sys.executable} stage.py", "deps": ["stage.py"], "params": ["make.v"], "outs": ["out"]}
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make": stage}}))
+    (repo / "params.yaml").write_text(yaml.safe_dump({name: {"v": 1} for name in stages}))
+    dvc_yaml = {
+        name: {"cmd": f"{sys.executable} stage.py {name}", "deps": ["stage.py"], "params": [f"{name}.v"]}
+        | {"outs": [f"out-{name}"]}
+        for name in stages
+    }
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": dvc_yaml}))
     (repo / ".gitignore").write_text("mlflow.db\nmlartifacts/\n")
     git_commit_all(repo)
+    return repo
+
+
+@pytest.mark.e2e  # a real `dvc exp run`
+def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_original_store(tmp_path, monkeypatch):
+    repo = tracked_repo(tmp_path / "repo", ["make"], monkeypatch)
     sh(sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S", "make.v=2", "-n", "vtwo", cwd=repo)
 
     refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=repo).split()
     (ref,) = [ref for ref in refs if ref.endswith("/vtwo")]
     lock = yaml.safe_load(sh("git", "show", f"{ref}:dvc.lock", cwd=repo))["stages"]["make"]
-    (record,) = find_stage_runs(repo, out="out")  # the default store of the original repo
-    assert record.outs == {"out": lock["outs"][0]["md5"]}
+    (record,) = find_stage_runs(repo, out="out-make")  # the default store of the original repo
+    assert record.outs == {"out-make": lock["outs"][0]["md5"]}
     assert record.deps == {"stage.py": lock["deps"][0]["md5"]}
     assert record.params == {"make.v": "2"} and record.dirty
+
+
+@pytest.mark.e2e  # a real `dvc queue start`
+def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(tmp_path, monkeypatch):
+    """`dvc exp run --queue` + `dvc queue start` on a committed baseline: DVC runs it in a copy under
+    .dvc/tmp/exps (the workspace keeps its outputs), re-running only the stage its param reaches; its params
+    reach `dvc exp show` and `dvc exp diff`, its stage run reaches MLflow under the experiment's name and
+    baseline revision."""
+    repo = tracked_repo(tmp_path / "repo", ["make", "other"], monkeypatch)
+    dvc = [sys.executable, "-m", "dvc"]
+    sh(*dvc, "repro", "-q", cwd=repo)
+    git_commit_all(repo)
+    baseline = sh("git", "rev-parse", "HEAD", cwd=repo).strip()
+    sh(*dvc, "exp", "run", "--queue", "-n", "queued", "-S", "make.v=2", cwd=repo)
+    sh(*dvc, "queue", "start", cwd=repo)
+    deadline = time.monotonic() + 300
+    while re.search(r"\b(Queued|Running)\b", status := sh(*dvc, "queue", "status", cwd=repo)):
+        assert time.monotonic() < deadline, f"queued experiment still running after 5 minutes:\n{status}"
+        time.sleep(1)
+    assert re.search(r"queued.*Success", status), status
+
+    assert (repo / "out-make" / "v.txt").read_text() == "1", "the experiment ran in a copy, not the workspace"
+    (row,) = [line for line in sh(*dvc, "exp", "show", "--csv", cwd=repo).splitlines() if "queued" in line]
+    assert "2" in row.split(",")
+    compared = json.loads(sh(*dvc, "exp", "diff", "--json", "HEAD", "queued", cwd=repo))
+    ((key, changed),) = compared["params"]["params.yaml"].items()
+    assert key == "make.v" and (changed["old"], changed["new"]) == (1, 2)
+    tags = stage_runs_of_experiment(repo, {"MLFLOW_TRACKING_URI": tracking_uri(repo)}, "queued")
+    assert set(tags) == {"make"}, "the stage the param reaches, and only it, ran in the experiment"
+    assert tags["make"]["egsynth.dvc_exp_baseline_rev"] == baseline
