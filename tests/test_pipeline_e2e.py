@@ -110,7 +110,11 @@ def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp
     bad_label = tree.label_dir("val2017") / "field.png"
     Image.fromarray(np.full((32, 32), 190, np.uint8)).save(bad_label)
     failed = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", "-f", "filter"], cwd=repo, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "dvc", "repro", "--force", "--single-item", "filter"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert failed.returncode != 0
     assert f"filter: {bad_label}: label values [190] outside 0-181 and 255 (unlabeled)" in failed.stderr
@@ -300,8 +304,9 @@ def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_
     assert per_step_losses_logged(repo, env) == steps, "trained every step itself"
 
     written = new.stat().st_mtime_ns
-    unchanged = run([*dvc, "repro", "-f", "train@full"], repo, env)
+    unchanged = run([*dvc, "repro", "--force", "--single-item", "train@full"], repo, env)
     log = unchanged.stdout + unchanged.stderr
+    assert re.findall(r"Running stage '([^']+)'", unchanged.stdout) == ["train@full"]
     assert "discarding" not in log
     assert f"resuming full from models/full/checkpoints/{new.name} at step {steps}" in log
     assert [path.name for path in checkpoints.iterdir()] == [new.name]
