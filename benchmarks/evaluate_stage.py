@@ -134,6 +134,7 @@ def main() -> None:
         cases = cases.groupby("task", sort=False).head(args.cases_per_task).reset_index(drop=True)
     setup = time.process_time() - cpu
     synthesize, calls = evaluate.generator_synthesizer(generator), []
+    transfer = attention.TransferMatrix() if generator.spec.msca else None
 
     def timed_synthesize(c1, x2, c2):
         start = time.process_time()
@@ -150,6 +151,7 @@ def main() -> None:
         device=device,
         seed=params.tasks.seed,
         description=args.variant,
+        transfer=transfer,
     )
     payload = evaluate.metrics_payload(args.variant, evaluation, suite, cases)
     with tempfile.TemporaryDirectory() as scratch:
@@ -159,9 +161,9 @@ def main() -> None:
             generator,
             cases,
             pd.read_parquet(paths["scenes_table"]),
+            transfer=transfer,
             config=params.figures,
             image_size=params.manifest.image_size,
-            batch_size=params.evaluate.batch_size,
             device=device,
             out=showcase_dir,
         )

@@ -14,6 +14,7 @@ from prefect import flow
 
 from egsynth.config import Params
 from egsynth.devices import default_device
+from egsynth.evaluation.attention import TransferMatrix
 from egsynth.evaluation.evaluate import (
     evaluate_cases,
     generator_synthesizer,
@@ -37,6 +38,7 @@ def evaluate_stage(params: Params, variant: str) -> None:
         generator = generator.to(device)
         suite = metric_suite(params.evaluate, params.model, parser_path=paths["parser"], device=device)
         cases = read_cases(paths["cases"])
+        transfer = TransferMatrix() if generator.spec.msca else None
         evaluation = evaluate_cases(
             generator_synthesizer(generator),
             cases,
@@ -46,6 +48,7 @@ def evaluate_stage(params: Params, variant: str) -> None:
             device=device,
             seed=params.tasks.seed,
             description=variant,
+            transfer=transfer,
         )
         payload = metrics_payload(variant, evaluation, suite, cases)
         with atomic_path(paths["evaluations"] / variant, directory=True) as staging:
@@ -53,9 +56,9 @@ def evaluate_stage(params: Params, variant: str) -> None:
                 generator,
                 cases,
                 pd.read_parquet(paths["scenes_table"]),
+                transfer=transfer,
                 config=params.figures,
                 image_size=params.manifest.image_size,
-                batch_size=params.evaluate.batch_size,
                 device=device,
                 out=staging,
             )

@@ -7,6 +7,7 @@ import torch
 
 from egsynth.data.encoding import UNLABELED_INDEX, one_hot
 from egsynth.data.source import DatasetError
+from egsynth.evaluation.attention import TransferMatrix
 from egsynth.evaluation.evaluate import (
     METRICS,
     Evaluation,
@@ -171,9 +172,16 @@ def suite() -> MetricSuite:
     return MetricSuite(lpips=no_lpips, fid=_NoFID(), style_vgg=_Pixels(), layout=LayoutFidelity(parser))
 
 
-def evaluate(synthesize, cases: pd.DataFrame) -> Evaluation:
+def evaluate(synthesize, cases: pd.DataFrame, transfer: TransferMatrix | None = None) -> Evaluation:
     return evaluate_cases(
-        synthesize, cases, suite=suite(), image_size=SIZE, batch_size=3, device=torch.device("cpu"), seed=0
+        synthesize,
+        cases,
+        suite=suite(),
+        image_size=SIZE,
+        batch_size=3,
+        device=torch.device("cpu"),
+        seed=0,
+        transfer=transfer,
     )
 
 
@@ -213,6 +221,28 @@ def test_attention_is_measured_over_the_swap_cases_of_an_attending_synthesizer(t
         for target, exemplar in zip(cases["image_id"], cases["exemplar_id"], strict=True)
     ]
     assert evaluation.attention["label_match"] == pytest.approx(np.mean(shares))
+
+
+def exemplar_attention(c1, x2, c2):
+    """Two maps: α_k a softmax of the exemplar's channel k over its pixels, β_k the target's class k."""
+    alpha = torch.softmax(4 * x2[:, :2].flatten(2), dim=-1).reshape(len(x2), 2, SIZE, SIZE)
+    return Synthesis(target_only(c1, x2, c2), AttentionRecord(alpha=alpha, gate=None, beta=c1[:, :2]))
+
+
+def test_the_transfer_matrix_gains_only_the_cases_whose_exemplar_is_another_scene(tmp_path):
+    swap = swap_cases(tmp_path)
+    alone = TransferMatrix()
+    evaluate(exemplar_attention, swap, alone)
+    assert alone.mass.sum() > 0
+    transfer = TransferMatrix()
+    tasks = pd.concat([swap.assign(task="duplicating"), swap.assign(task="retrieving"), swap], ignore_index=True)
+    evaluation = evaluate(exemplar_attention, tasks, transfer)
+    np.testing.assert_allclose(transfer.mass, 2 * alone.mass, rtol=1e-6)  # retrieving and swap, not duplicating
+    np.testing.assert_array_equal(transfer.frequency, 2 * alone.frequency)
+    assert evaluation.tasks["swap"] == evaluate(exemplar_attention, swap).tasks["swap"]  # the metrics unchanged
+    without_attention = TransferMatrix()
+    evaluate(painter(target_only), tasks, without_attention)
+    assert not without_attention.mass.any() and not without_attention.frequency.any()
 
 
 def test_the_ground_truths_layout_fidelity_is_the_parsers_ceiling(tmp_path):

@@ -7,7 +7,7 @@ import torch
 from einops import reduce
 from PIL import Image
 
-from egsynth.config import ModelConfig
+from egsynth.config import FiguresConfig, ModelConfig
 from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
 from egsynth.data.encoding import UNLABELED_INDEX, one_hot, to_image, to_label_indices
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
@@ -23,6 +23,7 @@ from egsynth.evaluation.figures import (
     swap_matrix,
     transfer_matrix_figure,
 )
+from egsynth.evaluation.showcase import variant_showcase
 from egsynth.models.generator import build_generator
 from egsynth.models.msca import AttentionRecord
 
@@ -280,19 +281,20 @@ def test_loss_curves_draw_one_panel_per_loss(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # end to end: a tiny trained-shape generator's finest attention
 
+TINY = ModelConfig(
+    num_scales=2,
+    attention_maps=(2, 4, 4),
+    backbone="random",
+    image_channels=8,
+    label_channels=8,
+    style_dim=8,
+    ngf=8,
+    spade_hidden=8,
+)
+
 
 def test_finest_attention_of_a_generator_feeds_the_transfer_matrix_and_fig6(tmp_path):
-    config = ModelConfig(
-        num_scales=2,
-        attention_maps=(2, 4, 4),
-        backbone="random",
-        image_channels=8,
-        label_channels=8,
-        style_dim=8,
-        ngf=8,
-        spade_hidden=8,
-    )
-    generator = build_generator("full", config).eval()
+    generator = build_generator("full", TINY).eval()
     c1 = one_hot(blocky_indices(2, 32, 32, classes=6, seed=0))  # [2, 171, 32, 32]
     c2 = one_hot(blocky_indices(2, 32, 32, classes=6, seed=1) + 3)
     x2 = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -322,3 +324,18 @@ def test_finest_attention_of_a_generator_feeds_the_transfer_matrix_and_fig6(tmp_
     )
     png(path)
     png(transfer_matrix_figure(ratios, NAMES, tmp_path / "transfer.png", frequency=matrix.frequency))
+
+
+def test_an_attending_variants_showcase_needs_the_transfer_matrix_of_its_evaluation(tmp_path):
+    with pytest.raises(ValueError, match="transfer matrix"):
+        variant_showcase(
+            build_generator("full", TINY),
+            pd.DataFrame(),
+            pd.DataFrame(),
+            transfer=None,
+            config=FiguresConfig(),
+            image_size=32,
+            device=torch.device("cpu"),
+            out=tmp_path,
+        )
+    assert not any(tmp_path.iterdir())  # refused before writing anything

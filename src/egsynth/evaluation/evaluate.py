@@ -12,7 +12,9 @@ Beside Table 1, the metrics that show whether the output follows its inputs (iss
   ignores its exemplar scores exactly 0;
 - `entropy` and `label_match` of the finest MSCA's attention over the swap cases (`guidance.py`),
   for synthesizers that attend (MSCA generators).
-The last two need the swap task, which only the embedded data has.
+The last two need the swap task, which only the embedded data has. On request the same pass also
+accumulates the transfer matrix of Figs. 10 and 12 (`attention.TransferMatrix`) for the showcase, from
+the very syntheses it scores rather than a second synthesis of those cases.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tqdm import tqdm
 from egsynth.config import EvaluateConfig, ModelConfig
 from egsynth.data.encoding import one_hot
 from egsynth.data.source import DatasetError
-from egsynth.evaluation.attention import FINEST_SCALE
+from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix
 from egsynth.evaluation.fid import FIDMetric, fid_metric
 from egsynth.evaluation.guidance import AttentionStatistics
 from egsynth.evaluation.layout import LayoutFidelity
@@ -56,6 +58,8 @@ SWAP = "swap"
 """The task whose exemplar comes from another scene: the one the exemplar gain and the attention statistics use."""
 OTHER_EXEMPLAR_STREAM = 3
 """`tasks.seed`'s random stream for `other_exemplars` (the tasks stage draws streams 0-2)."""
+TRANSFER_TASKS = ("retrieving", "swap")
+"""The tasks whose exemplar is another scene than the target: the cases the transfer matrix (Fig. 10) counts."""
 DERANGEMENT_DRAWS = 1000
 """Cycles `other_exemplars` draws before giving up (for 3 or more cases from the tasks stage, about 1 in 3 fits)."""
 
@@ -185,9 +189,11 @@ def evaluate_cases(
     device: torch.device,
     seed: int,  # `tasks.seed`, for `other_exemplars`
     description: str = "evaluate",
+    transfer: TransferMatrix | None = None,  # accumulates the finest attention over TRANSFER_TASKS; None: skipped
 ) -> Evaluation:
     """Per task the mean of each metric (FID and mIoU over the task's set), the exemplar gain on swap, the
-    attention statistics over swap, and the per-case scores."""
+    attention statistics over swap, and the per-case scores; `transfer`, if given, gains the cases of
+    TRANSFER_TASKS (nothing for a synthesizer without attention)."""
     results: dict[str, dict[str, float]] = {}
     attention = AttentionStatistics()
     scores = []
@@ -211,6 +217,8 @@ def evaluate_cases(
                     suite.layout.update(fake, labels)
             if task == SWAP and synthesis.attention is not None:
                 attention.add(synthesis.attention, c2, c1)
+            if transfer is not None and task in TRANSFER_TASKS and synthesis.attention is not None:
+                transfer.add(synthesis.attention, c2, c1)
         values = {name: torch.cat(parts) for name, parts in per_case.items()}
         results[str(task)] = {name: float(v.mean()) for name, v in values.items()} | {"fid": suite.fid.compute()}
         if suite.layout is not None:

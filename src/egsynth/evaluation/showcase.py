@@ -6,7 +6,8 @@
   (Fig. 8) for every variant that supports them;
 - for MSCA variants also the K spatial and channel attention maps (Fig. 6), style interpolation
   (Fig. 5), and the label transfer matrix of the finest MSCA with its dendrogram (Figs. 10, 12,
-  accumulated over the retrieving and swap cases, where exemplar and target differ).
+  over the retrieving and swap cases, where exemplar and target differ), which `evaluate_cases`
+  accumulates from the syntheses it scores.
 
 `figures.json` lists each figure's file, title and caption for the report.
 """
@@ -22,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from egsynth.config import FiguresConfig
-from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
+from egsynth.data.cocostuff import CATEGORIES
 from egsynth.data.datasets import read_label_indices
 from egsynth.data.encoding import one_hot, to_image
 from egsynth.evaluation import figures
@@ -175,14 +176,8 @@ class Showcase:
             f"A {2 * self.image_size} px label map from a {self.image_size} px exemplar, overlapping patches blended.",
         )
 
-    @torch.no_grad()
-    def transfer_matrix(self, rows: pd.DataFrame, batch_size: int) -> None:
-        """Figs. 10 and 12 over `rows` (cases whose exemplar is another scene)."""
-        matrix = TransferMatrix(num_classes=NUM_CLASSES)
-        for batch in DataLoader(CaseDataset(rows, image_size=self.image_size), batch_size=batch_size):
-            c1, c2 = one_hot(batch["labels"].to(self.device)), one_hot(batch["exemplar_labels"].to(self.device))
-            output = self.generator(c1, batch["exemplar"].to(self.device), c2)
-            matrix.add(output.attention[FINEST_SCALE], c2, c1)
+    def transfer_matrix(self, matrix: TransferMatrix) -> None:
+        """Figs. 10 and 12 of a matrix accumulated over the cases whose exemplar is another scene."""
         ratios = matrix.ratios()
         path = self.out / "transfer_matrix.png"
         figures.transfer_matrix_figure(ratios, CLASS_NAMES, path, frequency=matrix.frequency, top=20)
@@ -208,19 +203,20 @@ def variant_showcase(
     cases: pd.DataFrame,
     scenes: pd.DataFrame,  # the filter stage's table (label paths at full size, for extrapolation)
     *,
+    transfer: TransferMatrix | None,  # MSCA variants: `evaluate_cases`'s, over its TRANSFER_TASKS; else None
     config: FiguresConfig,
     image_size: int,
-    batch_size: int,
     device: torch.device,
     out: Path,
 ) -> None:
     """Write `samples.npz`, every figure the variant supports, and `figures.json` into `out`."""
+    if generator.spec.msca and transfer is None:
+        raise ValueError(f"variant {generator.variant!r} attends: its showcase needs the transfer matrix (Fig. 10)")
     showcase = Showcase(generator, image_size=image_size, device=device, out=out)
     examples = example_cases(cases, per_task=config.examples, seed=config.seed)
     showcase.samples(examples)
     duplicating = example_cases(cases[cases["task"] == "duplicating"], per_task=config.swap_size, seed=config.seed)
     showcase.swap_matrix(duplicating, config.swap_size)
-    others = cases[cases["task"].isin(["retrieving", "swap"])]
     shown = examples[examples["task"] == ("swap" if "swap" in set(cases["task"]) else "retrieving")]
     spec = generator.spec
     if spec.aligns:
@@ -228,7 +224,7 @@ def variant_showcase(
     if spec.msca:
         showcase.attention(shown.head(2))
         showcase.interpolation(duplicating.head(3), config.interpolation_steps, style=True)
-        showcase.transfer_matrix(others, batch_size)
+        showcase.transfer_matrix(transfer)
     label_path = scenes.set_index("image_id").loc[int(shown.iloc[0]["image_id"]), "label_path"]
     showcase.extrapolation(shown.iloc[0], label_path)
     showcase.write_index()
