@@ -25,6 +25,7 @@ from egsynth.evaluation.metrics import (
     style_distance,
     style_label,
 )
+from egsynth.losses import style_loss
 from egsynth.models.features import BackboneWeightsMissing, VGGFeatures
 from egsynth.parsing.parser import ARCHITECTURES, Parser, ParserError, build_parser, save_parser
 
@@ -323,6 +324,17 @@ def test_style_distance_equals_numpy_gram_matrices(vgg):
         gram_r = np.einsum("bchw,bdhw->bcd", r, r) / (c * h * w)
         expected += ((gram_f - gram_r) ** 2).mean(axis=(1, 2))
     np.testing.assert_allclose(style_distance(fake, real, vgg).numpy(), expected, rtol=1e-4)
+
+
+def test_style_distance_of_a_batch_is_style_loss_of_each_pair_to_the_bit(vgg):
+    fake, real = images(0, batch=4, size=64), images(1, batch=4, size=64)  # the evaluation's Gram shapes
+    with torch.no_grad():
+        layers_fake, layers_real = vgg.perceptual_layers(fake), vgg.perceptual_layers(real)
+        pairs = [
+            style_loss([f[i : i + 1] for f in layers_fake], [r[i : i + 1] for r in layers_real])
+            for i in range(len(fake))
+        ]
+    assert torch.equal(style_distance(fake, real, vgg), torch.stack(pairs))
 
 
 def test_style_distance_of_identical_images_is_zero(vgg):
