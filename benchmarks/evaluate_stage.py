@@ -11,8 +11,9 @@ right after swap.
 
 Needs the pipeline's outputs up to `train` and `parser` at --root (data/eval, models/VARIANT, models/parser.pt,
 data/interim/scenes.parquet); reads them and writes nothing there. --out DIR keeps what the stage would
-write (VARIANT.json, the metrics; VARIANT/, the showcase) to compare runs; --cases-per-task N (at least
-3) evaluates fewer cases, for a quick look.
+write (VARIANT.json, the metrics; VARIANT/, the showcase) and the per-case scores it logs to MLflow
+(VARIANT_scores.parquet), to compare runs; --cases-per-task N (at least 3) evaluates fewer cases, for
+a quick look.
 Run: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/evaluate_stage.py --variant full [--root .] [--out DIR]
 [--cases-per-task N]
 """
@@ -170,6 +171,7 @@ def main() -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if out is not None:
         write_json_atomic(out / f"{args.variant}.json", payload)
+        evaluation.scores.to_parquet(out / f"{args.variant}_scores.parquet", index=False)
 
     rows = {
         "setup: generator, metric suite, cases": setup,
