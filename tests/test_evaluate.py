@@ -4,10 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
+from egsynth.config import ModelConfig
 from egsynth.data.encoding import UNLABELED_INDEX, one_hot
 from egsynth.data.source import DatasetError
-from egsynth.evaluation.attention import TransferMatrix
+from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix
 from egsynth.evaluation.evaluate import (
     METRICS,
     Evaluation,
@@ -15,6 +17,7 @@ from egsynth.evaluation.evaluate import (
     Synthesis,
     class_mean_color,
     evaluate_cases,
+    generator_synthesizer,
     metrics_payload,
     other_exemplars,
     painter,
@@ -22,7 +25,8 @@ from egsynth.evaluation.evaluate import (
 )
 from egsynth.evaluation.layout import LayoutFidelity
 from egsynth.evaluation.report import combine, markdown_table, table_rows
-from egsynth.evaluation.tasks import Case, write_case
+from egsynth.evaluation.tasks import Case, CaseDataset, write_case
+from egsynth.models.generator import build_generator
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.parser import Parser
 
@@ -243,6 +247,50 @@ def test_the_transfer_matrix_gains_only_the_cases_whose_exemplar_is_another_scen
     without_attention = TransferMatrix()
     evaluate(painter(target_only), tasks, without_attention)
     assert not without_attention.mass.any() and not without_attention.frequency.any()
+
+
+def transfer_of_a_second_synthesis(generator, cases: pd.DataFrame, batch_size: int) -> TransferMatrix:
+    """The transfer matrix as the showcase once accumulated it: the retrieving and swap cases, in the table's
+    order, synthesized once more in batches that may span both tasks."""
+    matrix = TransferMatrix()
+    others = cases[cases["task"].isin(["retrieving", "swap"])]
+    for batch in DataLoader(CaseDataset(others, image_size=SIZE), batch_size=batch_size):
+        c1, c2 = one_hot(batch["labels"]), one_hot(batch["exemplar_labels"])
+        with torch.no_grad():
+            output = generator(c1, batch["exemplar"], c2)
+        matrix.add(output.attention[FINEST_SCALE], c2, c1)
+    return matrix
+
+
+def test_the_transfer_matrix_of_the_scored_syntheses_is_that_of_synthesizing_the_cases_again(tmp_path):
+    config = ModelConfig(
+        num_scales=2,
+        attention_maps=(2, 4, 4),
+        backbone="random",
+        image_channels=8,
+        label_channels=8,
+        style_dim=8,
+        ngf=8,
+        spade_hidden=8,
+    )
+    torch.manual_seed(0)
+    generator = build_generator("full", config).eval()
+    swap = swap_cases(tmp_path / "swap")
+    cases = pd.concat(
+        [
+            swap.assign(task="duplicating"),
+            swap_cases(tmp_path / "retrieving", palettes=PALETTES[::-1]).assign(task="retrieving"),
+            swap,
+        ],
+        ignore_index=True,
+    )  # 4 cases a task: the second synthesis's batches of 3 span retrieving and swap, the evaluation's do not
+    transfer = TransferMatrix()
+    evaluate(generator_synthesizer(generator), cases, transfer)
+    again = transfer_of_a_second_synthesis(generator, cases, batch_size=3)
+    assert transfer.mass.sum() > 0 and np.count_nonzero(transfer.mass) > 1
+    np.testing.assert_array_equal(transfer.frequency, again.frequency)
+    np.testing.assert_allclose(transfer.mass, again.mass, rtol=1e-6)
+    np.testing.assert_allclose(transfer.ratios(), again.ratios(), rtol=1e-6, atol=1e-12)
 
 
 def test_the_ground_truths_layout_fidelity_is_the_parsers_ceiling(tmp_path):
