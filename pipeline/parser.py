@@ -12,6 +12,7 @@ from prefect import flow
 
 from egsynth.config import Params
 from egsynth.io import atomic_path, write_json_atomic
+from egsynth.memory import keep_freed_memory
 from egsynth.parsing import evaluate_parser, make_parser, save_parser
 from pipeline._stage import run_stage, stage_paths, tracked_stage
 
@@ -19,6 +20,7 @@ from pipeline._stage import run_stage, stage_paths, tracked_stage
 @flow(name="parser")
 def parser_stage(params: Params) -> None:
     paths = stage_paths()
+    keep_freed_memory()  # the logits' memory is reused each step instead of page-faulting anew
     with tracked_stage("parser", params) as run:
         scenes = pd.read_parquet(paths["scenes_table"])
         parser, history = make_parser(params.parser, scenes)
