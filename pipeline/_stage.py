@@ -4,7 +4,9 @@ A stage's deps, outs and params sections are read from dvc.yaml through DVC's ow
 lineage MLflow records is exactly what DVC hashes into dvc.lock, declared once. Its flow sees only the
 params dvc.yaml declares for it (`declared_params`): reading any other key raises, since DVC would not
 rerun the stage when that key changes. Its data paths are the names of dvc.yaml's `paths` (`stage_paths`),
-looked up when it runs, the same values DVC puts into its deps and outs.
+looked up when it runs, the same values DVC puts into its deps and outs. `run_stage` reads the stage's entry
+and `paths` with one open of the workspace's DVC repo (`read_stage_entry`), which the `stage_spec` and
+`stage_paths` calls of its run reuse: each open costs a stage process a fraction of a second.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 from dvc.dependency import ParamsDependency  # noqa: E402
-from dvc.dvcfile import PROJECT_FILE, load_file  # noqa: E402
+from dvc.dvcfile import PROJECT_FILE, ProjectFile, load_file  # noqa: E402
 from dvc.exceptions import DvcException  # noqa: E402
 from dvc.parsing import JOIN  # noqa: E402
 from dvc.parsing.context import KeyNotInContext  # noqa: E402
@@ -58,18 +60,51 @@ class StageSpec:
     param_sections: tuple[str, ...]
 
 
-def stage_spec(name: str) -> StageSpec:
-    """The stage's deps, outs (metrics and plots included) and params sections, from dvc.yaml."""
+PATHS_VAR = "paths"
+"""The mapping in dvc.yaml's `vars` that names every data path of the pipeline."""
+
+_NO_PATHS_VAR = object()  # what `_paths_var` gives for a dvc.yaml whose `vars` have no `paths`
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    """What a stage process reads of dvc.yaml: its stage's spec, and the `paths` var as DVC resolves it, which
+    `stage_paths` checks where the stage looks its paths up."""
+
+    spec: StageSpec
+    paths_var: Any
+
+
+def _paths_var(dvcfile: ProjectFile) -> Any:
+    """The `paths` var of `dvcfile` as DVC's parser resolves it, `_NO_PATHS_VAR` where it has none."""
+    try:
+        return dvcfile.resolver.context.select(PATHS_VAR, unwrap=True)
+    except KeyNotInContext:
+        return _NO_PATHS_VAR
+
+
+def read_stage_entry(name: str) -> StageEntry:
+    """Stage `name`'s deps, outs (metrics and plots included) and params sections, and dvc.yaml's `paths`: one
+    open of the workspace's DVC repo, one parse of its dvc.yaml (the stage's own)."""
     with Repo(str(workspace())) as repo:
         (stage,) = repo.stage.collect(name)
         deps = tuple(Path(dep.def_path) for dep in stage.deps if not isinstance(dep, ParamsDependency))
         sections = tuple(key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params)
         outs = tuple(Path(out.def_path) for out in stage.outs)
-    return StageSpec(name=name, deps=deps, outs=outs, param_sections=sections)
+        paths_var = _paths_var(stage.dvcfile)
+    return StageEntry(StageSpec(name=name, deps=deps, outs=outs, param_sections=sections), paths_var)
 
 
-PATHS_VAR = "paths"
-"""The mapping in dvc.yaml's `vars` that names every data path of the pipeline."""
+_running: StageEntry | None = None
+"""The entry of the stage `run_stage` runs in this process, while its flow runs; None outside `run_stage`."""
+
+
+def stage_spec(name: str) -> StageSpec:
+    """The stage's deps, outs (metrics and plots included) and params sections, from dvc.yaml: the running
+    stage's read (`run_stage`), else read now."""
+    if _running is not None and _running.spec.name == name:
+        return _running.spec
+    return read_stage_entry(name).spec
 
 
 class UndeclaredPathError(KeyError):
@@ -107,15 +142,15 @@ class StagePaths(Mapping[str, Path]):
 def stage_paths() -> StagePaths:
     """The pipeline's data paths by name: the `paths` mapping of the workspace's dvc.yaml `vars`, read through
     DVC's own parser, so each is the value DVC resolves `${paths.NAME}` to in the stages' deps and outs. Read
-    at each call, in the workspace a stage runs in, never at import."""
-    with Repo(str(workspace())) as repo:
-        context = load_file(repo, PROJECT_FILE).resolver.context
-        try:
-            named = context.select(PATHS_VAR, unwrap=True)
-        except KeyNotInContext:
-            raise UndeclaredPathError(
-                f"{PROJECT_FILE}: `vars` has no mapping `{PATHS_VAR}` of the data paths"
-            ) from None
+    in the workspace a stage runs in, never at import: once per run of a stage (`run_stage`), else at each
+    call."""
+    if _running is not None:
+        named = _running.paths_var
+    else:
+        with Repo(str(workspace())) as repo:
+            named = _paths_var(load_file(repo, PROJECT_FILE))
+    if named is _NO_PATHS_VAR:
+        raise UndeclaredPathError(f"{PROJECT_FILE}: `vars` has no mapping `{PATHS_VAR}` of the data paths")
     if not isinstance(named, dict) or not all(isinstance(value, str) for value in named.values()):
         raise ValueError(f"{PROJECT_FILE}: `vars` `{PATHS_VAR}` is no mapping of names to paths: {named!r}")
     return StagePaths({name: Path(value) for name, value in named.items()})
@@ -215,14 +250,21 @@ def run_stage(flow: Flow, *args: str) -> None:
     """Validate params.yaml, then run the stage's flow on the params its dvc.yaml entry declares (with `args`
     after them); user errors end in one line and an exit code. The stage is the flow's name, with the first
     argument as its foreach item if there are arguments: `train@full`."""
+    global _running
     stage = JOIN.join([flow.name, args[0]]) if args else flow.name
     try:
-        params = declared_params(load_params(workspace() / PARAMS_FILE), stage, stage_spec(stage).param_sections)
+        all_params = load_params(workspace() / PARAMS_FILE)
+        entry = read_stage_entry(stage)
+        params = declared_params(all_params, stage, entry.spec.param_sections)
     except ParamsError as error:
         sys.exit(f"{flow.name}: {error}")
     except DvcException as error:  # a stage or foreach item dvc.yaml does not have
         sys.exit(f"{flow.name}: dvc.yaml: {error}")
-    state = flow(params, *args, return_state=True)
+    _running = entry
+    try:
+        state = flow(params, *args, return_state=True)
+    finally:
+        _running = None
     if state.is_failed():
         try:
             state.result()

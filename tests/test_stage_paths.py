@@ -4,14 +4,24 @@ data deps and outs `${paths.NAME}` there, and the stage modules look the same na
 naming the old file after a rename."""
 
 import ast
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 
 import pytest
 from dvc.dvcfile import PROJECT_FILE, load_file
 from dvc.parsing.interpolate import get_matches
 from dvc.repo import Repo
-from pipeline import pretrain, tasks, train
-from pipeline._stage import PATHS_VAR, UndeclaredPathError, stage_paths, stage_spec
+from pipeline import _stage, pretrain, tasks, train
+from pipeline._stage import (
+    PATHS_VAR,
+    StageSpec,
+    UndeclaredPathError,
+    run_stage,
+    stage_paths,
+    stage_spec,
+    tracked_stage,
+)
 
 from egsynth.parsing import INDEX_NAME
 from tests._repo import REPO
@@ -232,3 +242,62 @@ def test_a_dvc_yaml_without_the_paths_mapping_is_an_error_naming_it(workspace):
     (workspace / "dvc.yaml").write_text("stages:\n  make:\n    cmd: python make.py\n    outs:\n      - out.txt\n")
     with pytest.raises(UndeclaredPathError, match=r"^dvc\.yaml: `vars` has no mapping `paths`"):
         stage_paths()
+
+
+FOREACH_DVC_YAML = """vars:
+  - paths:
+      table: {table}
+stages:
+  draw:
+    foreach: [a, b]
+    do:
+      cmd: python draw.py ${{item}}
+      params:
+        - filter
+      deps:
+        - ${{paths.table}}
+      outs:
+        - plots/${{item}}.csv
+"""
+
+
+def test_a_stage_run_opens_the_dvc_repo_once_and_its_lookups_see_that_read_until_it_ends(workspace, monkeypatch):
+    (workspace / "dvc.yaml").write_text(FOREACH_DVC_YAML.format(table="data/table.parquet"))
+    (workspace / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    opened = []
+
+    def counted_repo(root: str) -> Repo:
+        opened.append(root)
+        return Repo(root)
+
+    monkeypatch.setattr(_stage, "Repo", counted_repo)
+    seen = {}
+
+    class DrawFlow:
+        """What `run_stage` asks of a stage's Prefect flow: its name, and a call that returns the run's state."""
+
+        name = "draw"
+
+        def __call__(self, params, item, *, return_state):
+            with tracked_stage("draw@b", params):
+                seen.update(paths=stage_paths(), spec=stage_spec("draw@b"))
+            return SimpleNamespace(is_failed=lambda: False)
+
+    @contextmanager
+    def stage_run(name, **kwargs):
+        seen.update(recorded_deps=kwargs["deps"])
+        yield None
+
+    monkeypatch.setattr(_stage, "stage_run", stage_run)
+    run_stage(DrawFlow(), "b")
+    assert opened == [str(workspace)]
+
+    assert dict(seen["paths"]) == dict(stage_paths()) == {"table": Path("data/table.parquet")}
+    expected = StageSpec(
+        name="draw@b", deps=(Path("data/table.parquet"),), outs=(Path("plots/b.csv"),), param_sections=("filter",)
+    )
+    assert seen["spec"] == stage_spec("draw@b") == expected
+    assert seen["recorded_deps"] == seen["spec"].deps
+    assert len(opened) == 3, "outside a stage run, each lookup reads dvc.yaml"
+    (workspace / "dvc.yaml").write_text(FOREACH_DVC_YAML.format(table="data/renamed.parquet"))
+    assert stage_paths()["table"] == Path("data/renamed.parquet")
