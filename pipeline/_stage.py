@@ -84,14 +84,16 @@ def _paths_var(dvcfile: ProjectFile) -> Any:
 
 
 def read_stage_entry(name: str) -> StageEntry:
-    """Stage `name`'s deps, outs (metrics and plots included) and params sections, and dvc.yaml's `paths`: one
-    open of the workspace's DVC repo, one parse of its dvc.yaml (the stage's own)."""
+    """Stage `name` (`train@full` for a foreach item) with its deps, outs (metrics and plots included) and params
+    sections, and the `paths` var: one open of the workspace's DVC repo and one parse of its dvc.yaml, whose
+    stages DVC resolves as `dvc repro` does (a name dvc.yaml does not have raises DVC's StageNotFound)."""
     with Repo(str(workspace())) as repo:
-        (stage,) = repo.stage.collect(name)
+        dvcfile = load_file(repo, PROJECT_FILE)
+        stage = dvcfile.stages[name]
         deps = tuple(Path(dep.def_path) for dep in stage.deps if not isinstance(dep, ParamsDependency))
         sections = tuple(key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params)
         outs = tuple(Path(out.def_path) for out in stage.outs)
-        paths_var = _paths_var(stage.dvcfile)
+        paths_var = _paths_var(dvcfile)
     return StageEntry(StageSpec(name=name, deps=deps, outs=outs, param_sections=sections), paths_var)
 
 

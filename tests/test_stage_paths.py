@@ -4,6 +4,7 @@ data deps and outs `${paths.NAME}` there, and the stage modules look the same na
 naming the old file after a rename."""
 
 import ast
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
@@ -261,43 +262,63 @@ stages:
 """
 
 
-def test_a_stage_run_opens_the_dvc_repo_once_and_its_lookups_see_that_read_until_it_ends(workspace, monkeypatch):
+class StandInFlow:
+    """What `run_stage` asks of a stage's Prefect flow: its name, and a call that runs `body` and returns the
+    run's state."""
+
+    def __init__(self, name: str, body: Callable[..., None]) -> None:
+        self.name, self.body = name, body
+
+    def __call__(self, params, *args: str, return_state: bool) -> SimpleNamespace:
+        self.body(params, *args)
+        return SimpleNamespace(is_failed=lambda: False)
+
+
+@pytest.fixture
+def foreach_workspace(workspace):
     (workspace / "dvc.yaml").write_text(FOREACH_DVC_YAML.format(table="data/table.parquet"))
     (workspace / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    return workspace
+
+
+def test_a_stage_run_opens_the_dvc_repo_once_and_its_lookups_see_that_read_until_it_ends(
+    foreach_workspace, monkeypatch
+):
     opened = []
 
     def counted_repo(root: str) -> Repo:
         opened.append(root)
         return Repo(root)
 
-    monkeypatch.setattr(_stage, "Repo", counted_repo)
-    seen = {}
-
-    class DrawFlow:
-        """What `run_stage` asks of a stage's Prefect flow: its name, and a call that returns the run's state."""
-
-        name = "draw"
-
-        def __call__(self, params, item, *, return_state):
-            with tracked_stage("draw@b", params):
-                seen.update(paths=stage_paths(), spec=stage_spec("draw@b"))
-            return SimpleNamespace(is_failed=lambda: False)
-
     @contextmanager
     def stage_run(name, **kwargs):
         seen.update(recorded_deps=kwargs["deps"])
         yield None
 
+    def draw(params, item):
+        with tracked_stage(f"draw@{item}", params):
+            seen.update(paths=stage_paths(), spec=stage_spec(f"draw@{item}"))
+
+    monkeypatch.setattr(_stage, "Repo", counted_repo)
     monkeypatch.setattr(_stage, "stage_run", stage_run)
-    run_stage(DrawFlow(), "b")
-    assert opened == [str(workspace)]
+    seen = {}
+    run_stage(StandInFlow("draw", draw), "b")
+    assert opened == [str(foreach_workspace)]
 
     assert dict(seen["paths"]) == dict(stage_paths()) == {"table": Path("data/table.parquet")}
     expected = StageSpec(
         name="draw@b", deps=(Path("data/table.parquet"),), outs=(Path("plots/b.csv"),), param_sections=("filter",)
     )
     assert seen["spec"] == stage_spec("draw@b") == expected
-    assert seen["recorded_deps"] == seen["spec"].deps
+    assert seen["recorded_deps"] == expected.deps
     assert len(opened) == 3, "outside a stage run, each lookup reads dvc.yaml"
-    (workspace / "dvc.yaml").write_text(FOREACH_DVC_YAML.format(table="data/renamed.parquet"))
+    (foreach_workspace / "dvc.yaml").write_text(FOREACH_DVC_YAML.format(table="data/renamed.parquet"))
     assert stage_paths()["table"] == Path("data/renamed.parquet")
+
+
+@pytest.mark.parametrize(("args", "stage"), [(("c",), "draw@c"), ((), "draw")])
+def test_a_stage_run_of_an_entry_dvc_yaml_does_not_have_ends_in_one_line_naming_it(foreach_workspace, args, stage):
+    """An item the foreach does not list, or the foreach group without an item."""
+    with pytest.raises(SystemExit) as exit:
+        run_stage(StandInFlow("draw", lambda *_: None), *args)
+    assert exit.value.code == f"draw: dvc.yaml: Stage '{stage}' not found inside 'dvc.yaml' file"
