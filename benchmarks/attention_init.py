@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader
 from egsynth.config import load_params
 from egsynth.data.encoding import one_hot
 from egsynth.evaluation.attention import FINEST_SCALE
+from egsynth.evaluation.cases import read_cases
 from egsynth.evaluation.guidance import AttentionStatistics
-from egsynth.evaluation.tasks import CaseDataset, read_cases
+from egsynth.evaluation.tasks import CaseDataset
 from egsynth.models.generator import build_generator
 
 

@@ -36,6 +36,7 @@ from pipeline._stage import stage_paths  # noqa: E402
 
 from egsynth.config import load_params  # noqa: E402
 from egsynth.evaluation import attention, evaluate, fid, guidance, layout, metrics, showcase, tasks  # noqa: E402
+from egsynth.evaluation.cases import SWAP, read_cases  # noqa: E402
 from egsynth.io import write_json_atomic  # noqa: E402
 from egsynth.models.generator import load_generator  # noqa: E402
 
@@ -93,7 +94,7 @@ def task_synthesis(calls: list[tuple[int, float]], cases: pd.DataFrame) -> dict[
     order = []
     for task, count in cases.groupby("task", sort=False).size().items():
         order.append((f"synthesis: {task}", int(count)))
-        if task == evaluate.SWAP:
+        if task == SWAP:
             order.append(("synthesis: exemplar-gain pass", int(count)))
     seconds, remaining = {}, list(calls)
     for phase, count in order:
@@ -130,7 +131,7 @@ def main() -> None:
     generator = load_generator(paths["variant_models"] / args.variant / "generator.pt", map_location=device)
     generator = generator.to(device)
     suite = evaluate.metric_suite(params.evaluate, params.model, parser_path=paths["parser"], device=device)
-    cases = tasks.read_cases(paths["cases"])
+    cases = read_cases(paths["cases"])
     if args.cases_per_task is not None:
         cases = cases.groupby("task", sort=False).head(args.cases_per_task).reset_index(drop=True)
     setup = time.process_time() - cpu

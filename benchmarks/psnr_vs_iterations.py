@@ -34,8 +34,8 @@ from egsynth.config import load_params  # noqa: E402
 from egsynth.data.encoding import one_hot  # noqa: E402
 from egsynth.data.patches import build_manifests, write_manifests  # noqa: E402
 from egsynth.devices import default_device  # noqa: E402
+from egsynth.evaluation.cases import SWAP, read_cases  # noqa: E402
 from egsynth.evaluation.evaluate import (  # noqa: E402
-    SWAP,
     case_psnr,
     class_mean_color,
     generator_synthesizer,
@@ -44,7 +44,7 @@ from egsynth.evaluation.evaluate import (  # noqa: E402
 )
 from egsynth.evaluation.guidance import AttentionStatistics  # noqa: E402
 from egsynth.evaluation.metrics import psnr  # noqa: E402
-from egsynth.evaluation.tasks import CaseDataset, read_cases  # noqa: E402
+from egsynth.evaluation.tasks import CaseDataset  # noqa: E402
 from egsynth.training import train_gan  # noqa: E402
 from egsynth.training.assembly import build_training  # noqa: E402
 

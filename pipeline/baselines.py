@@ -15,18 +15,18 @@ from prefect import flow
 from egsynth.config import Params
 from egsynth.data.cocostuff import NUM_CLASSES
 from egsynth.devices import default_device
+from egsynth.evaluation.cases import read_cases
 from egsynth.evaluation.evaluate import (
     class_mean_color,
     evaluate_cases,
     generator_synthesizer,
     metric_suite,
     metrics_payload,
-    model_metrics,
     painter,
     truth_layout,
     truth_payload,
 )
-from egsynth.evaluation.tasks import read_cases
+from egsynth.evaluation.results import model_metrics
 from egsynth.io import write_json_atomic
 from egsynth.models.generator import build_generator
 from pipeline._stage import run_stage, stage_paths, tracked_stage

@@ -15,15 +15,10 @@ from prefect import flow
 from egsynth.config import Params
 from egsynth.devices import default_device
 from egsynth.evaluation.attention import TransferMatrix
-from egsynth.evaluation.evaluate import (
-    evaluate_cases,
-    generator_synthesizer,
-    metric_suite,
-    metrics_payload,
-    model_metrics,
-)
+from egsynth.evaluation.cases import read_cases
+from egsynth.evaluation.evaluate import evaluate_cases, generator_synthesizer, metric_suite, metrics_payload
+from egsynth.evaluation.results import model_metrics
 from egsynth.evaluation.showcase import variant_showcase
-from egsynth.evaluation.tasks import read_cases
 from egsynth.io import atomic_path, write_json_atomic
 from egsynth.models.generator import load_generator
 from pipeline._stage import run_stage, stage_paths, tracked_stage

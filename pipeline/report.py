@@ -19,12 +19,12 @@ from PIL import Image
 from prefect import flow
 
 from egsynth.config import Params
-from egsynth.data.datasets import read_label_indices
+from egsynth.data.labels import read_label_indices
 from egsynth.evaluation import figures
 from egsynth.evaluation.ablation import ablation_html, ablation_markdown, read_collected
+from egsynth.evaluation.cases import read_cases
 from egsynth.evaluation.report import BASELINES, Figure, combine, html_report, markdown_report
-from egsynth.evaluation.showcase import FIGURES_INDEX, SAMPLES_NAME
-from egsynth.evaluation.tasks import read_cases
+from egsynth.evaluation.results import FIGURES_INDEX, SAMPLES_NAME
 from egsynth.io import atomic_path, write_json_atomic
 from pipeline._stage import run_stage, stage_paths, tracked_stage
 

@@ -22,8 +22,8 @@ from egsynth.evaluation.ablation import (
     psnr_orderings,
     read_collected,
 )
-from egsynth.evaluation.evaluate import METRICS
 from egsynth.evaluation.report import PAPER_TABLE_1, markdown_report
+from egsynth.evaluation.results import METRICS
 from tests._workspace import git_commit_all, git_init, sh
 
 runner = CliRunner()

@@ -7,10 +7,11 @@ from PIL import Image
 from egsynth.config import FilterConfig, ManifestConfig, PretrainConfig, ScenesConfig, TrainConfig
 from egsynth.data import cocostuff
 from egsynth.data.cocostuff import CocoStuffLayout
-from egsynth.data.datasets import PairDataset, read_label_indices
+from egsynth.data.datasets import PairDataset
 from egsynth.data.embedded import write_embedded_dataset
 from egsynth.data.encoding import one_hot
 from egsynth.data.filtering import filter_scenes
+from egsynth.data.labels import read_label_indices
 from egsynth.data.patches import COLUMNS, build_manifests
 from egsynth.data.source import DatasetError
 

@@ -15,7 +15,7 @@ import torch
 
 from egsynth.config import ParserConfig
 from egsynth.data import cocostuff
-from egsynth.data.encoding import INDEX_TO_VALUE
+from egsynth.data.labels import INDEX_TO_VALUE
 from egsynth.parsing import ParserError, build_parser, load_checkpoint, make_parser, predict_labels
 from egsynth.parsing.deeplabv2 import DeepLabV2, deeplabv2_resnet101
 from tests.cocotree import label_value

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from egsynth.cli import app
 from egsynth.data.cocostuff import category
-from egsynth.data.encoding import UNLABELED_INDEX, VALUE_TO_INDEX
+from egsynth.data.labels import UNLABELED_INDEX, VALUE_TO_INDEX
 from egsynth.demo.core import ClassInfo, Demo, Upload, legend, list_models, list_scenes
 from egsynth.demo.pixel_attention import class_shares, heat_overlay, pixel_attention
 from egsynth.demo.server import create_app

@@ -1,4 +1,4 @@
-"""Label values <-> class indices <-> one-hot maps, and images <-> tensors (`egsynth.data.encoding`)."""
+"""Label values <-> class indices (`egsynth.data.labels`) <-> one-hot maps, images <-> tensors (`data.encoding`)."""
 
 import warnings
 
@@ -7,16 +7,13 @@ import pytest
 import torch
 
 from egsynth.data import cocostuff
-from egsynth.data.encoding import (
+from egsynth.data.encoding import one_hot, to_image, to_image_tensor, to_label_indices
+from egsynth.data.labels import (
     INDEX_TO_VALUE,
     UNLABELED_INDEX,
     VALUE_TO_INDEX,
     label_indices,
     label_values,
-    one_hot,
-    to_image,
-    to_image_tensor,
-    to_label_indices,
     unknown_label_values,
 )
 

@@ -7,11 +7,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from egsynth.config import ModelConfig
-from egsynth.data.encoding import UNLABELED_INDEX, one_hot
+from egsynth.data.encoding import one_hot
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix
 from egsynth.evaluation.evaluate import (
-    METRICS,
     Evaluation,
     MetricSuite,
     Synthesis,
@@ -25,6 +25,7 @@ from egsynth.evaluation.evaluate import (
 )
 from egsynth.evaluation.layout import LayoutFidelity
 from egsynth.evaluation.report import combine, markdown_table, table_rows
+from egsynth.evaluation.results import METRICS
 from egsynth.evaluation.tasks import Case, CaseDataset, write_case
 from egsynth.models.generator import build_generator
 from egsynth.models.msca import AttentionRecord

@@ -9,7 +9,8 @@ from PIL import Image
 
 from egsynth.config import FiguresConfig, ModelConfig
 from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
-from egsynth.data.encoding import UNLABELED_INDEX, one_hot, to_image, to_label_indices
+from egsynth.data.encoding import one_hot, to_image, to_label_indices
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
 from egsynth.evaluation.figures import (
     PALETTE,

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from egsynth.config import ModelConfig
-from egsynth.data.encoding import UNLABELED_INDEX, one_hot
+from egsynth.data.encoding import one_hot
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.evaluation.guidance import AttentionStatistics, attention_probe, normalized_entropy
 from egsynth.models.generator import build_generator
 from egsynth.models.msca import AttentionRecord

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from egsynth.data.encoding import UNLABELED_INDEX
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.evaluation.layout import LayoutFidelity
 from egsynth.parsing.parser import Parser
 

@@ -7,8 +7,8 @@ from PIL import Image
 from egsynth.config import FilterConfig, ParserConfig, ScenesConfig
 from egsynth.data import cocostuff
 from egsynth.data.embedded import write_embedded_dataset
-from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX
 from egsynth.data.filtering import filter_scenes
+from egsynth.data.labels import INDEX_TO_VALUE, UNLABELED_INDEX
 from egsynth.parsing import (
     Parser,
     ParserError,

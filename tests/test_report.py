@@ -1,10 +1,11 @@
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 from PIL import Image
 
-from egsynth.evaluation.evaluate import METRICS
 from egsynth.evaluation.report import (
     Figure,
     Row,
@@ -16,6 +17,8 @@ from egsynth.evaluation.report import (
     markdown_table,
     table_rows,
 )
+from egsynth.evaluation.results import METRICS
+from tests._repo import REPO
 
 
 def task_metrics(psnr: float, **others: float) -> dict[str, float]:
@@ -135,3 +138,11 @@ def test_the_guidance_table_has_a_row_per_measured_key_and_the_truth_as_last_col
 def test_without_guidance_metrics_there_is_no_guidance_table(tmp_path):
     assert '<table id="guidance">' not in html_report(METRICS_FILE, MODELS, [], cases={"swap": 2})
     assert "| measure |" not in markdown_report(METRICS_FILE, MODELS, [], cases={"swap": 2}, relative_to=tmp_path)
+
+
+def test_the_report_stage_imports_neither_torch_nor_scipy():
+    """The report reads numbers and PNGs: its stage process loads no torch (seconds of CPU at each start), so
+    the names it shares with the evaluation come from torch-free modules, and scipy only where a figure needs it."""
+    check = "import sys, pipeline.report; print(sorted({'torch', 'scipy'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from egsynth.data import cocostuff
-from egsynth.data.encoding import UNLABELED_INDEX
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.evaluation.retrieval import (
     choose_candidates,
     histogram_intersection,

@@ -25,6 +25,7 @@ PLUMBING = {
     "src/egsynth/__init__.py": "a docstring and __version__, which no stage writes into an output",
     "src/egsynth/data/__init__.py": "empty",
     "src/egsynth/evaluation/__init__.py": "a docstring only",
+    "src/egsynth/models/__init__.py": "empty",
     "src/egsynth/tracking/__init__.py": "a docstring only",
     "src/egsynth/tracking/writer.py": "the MLflow writer: records each stage run, writes no out",
 }

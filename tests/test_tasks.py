@@ -7,20 +7,14 @@ from PIL import Image
 from egsynth.config import FilterConfig, ScenesConfig, TasksConfig
 from egsynth.data import procedural
 from egsynth.data.cocostuff import CocoStuffLayout
-from egsynth.data.datasets import read_image, read_label_indices
+from egsynth.data.datasets import read_image
 from egsynth.data.embedded import SIDECAR_NAME, write_embedded_dataset
-from egsynth.data.encoding import UNLABELED_INDEX, label_values, to_image_tensor
+from egsynth.data.encoding import to_image_tensor
 from egsynth.data.filtering import filter_scenes
+from egsynth.data.labels import UNLABELED_INDEX, label_values, read_label_indices
+from egsynth.evaluation.cases import CANDIDATES_NAME, CASES_NAME, TASKS
 from egsynth.evaluation.retrieval import histogram_intersection, label_histogram
-from egsynth.evaluation.tasks import (
-    CANDIDATES_NAME,
-    CASES_NAME,
-    TASKS,
-    CaseDataset,
-    build_tasks,
-    select_test_scenes,
-    swap_partners,
-)
+from egsynth.evaluation.tasks import CaseDataset, build_tasks, select_test_scenes, swap_partners
 
 SIZE = 32
 CONFIG = TasksConfig(seed=0, max_scenes=None, retrieval_pool_size=3, correspondence_levels=2)

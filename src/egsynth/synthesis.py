@@ -25,14 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from egsynth.data.encoding import (
-    UNLABELED_INDEX,
-    label_indices,
-    one_hot,
-    to_image,
-    to_image_tensor,
-    unknown_label_values,
-)
+from egsynth.data.encoding import one_hot, to_image, to_image_tensor
+from egsynth.data.labels import UNLABELED_INDEX, label_indices, unknown_label_values
 from egsynth.data.source import DatasetError
 from egsynth.devices import default_device
 from egsynth.evaluation import figures

@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from egsynth.data.encoding import label_indices, one_hot, to_image_tensor, unknown_label_values
+from egsynth.data.encoding import one_hot, to_image_tensor
+from egsynth.data.labels import read_label_indices
 from egsynth.data.patches import COLUMNS
 from egsynth.data.source import DatasetError
 
@@ -39,21 +40,6 @@ def read_image(path: Path | str, size: int) -> np.ndarray:
         if image.size != (size, size):
             image = image.resize((size, size), Image.Resampling.BILINEAR)  # Pillow filters when shrinking
         return np.array(image)
-
-
-def read_label_indices(path: Path | str, size: int) -> np.ndarray:
-    """A stuffthingmaps-encoded PNG (value = id - 1, 255 unlabeled) resized to `size` x `size`
-    (nearest), as contiguous class indices: uint8 [size, size], `UNLABELED_INDEX` where unlabeled."""
-    with Image.open(path) as labels:
-        if labels.mode not in ("L", "P"):
-            raise DatasetError(f"{path}: a label map must be a single-channel 8-bit PNG, got mode {labels.mode}")
-        if labels.size != (size, size):
-            labels = labels.resize((size, size), Image.Resampling.NEAREST)
-        values = np.asarray(labels)
-    unknown = unknown_label_values(values)
-    if unknown:
-        raise DatasetError(f"{path}: label values {unknown} are no COCO-stuff class nor 255 (unlabeled)")
-    return label_indices(values)
 
 
 def crop(array: np.ndarray, y: int, x: int, size: int, *, out_size: int, flip: bool, labels: bool) -> np.ndarray:

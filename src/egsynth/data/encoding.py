@@ -1,11 +1,9 @@
-"""Label maps and images as the models see them: the one place label values become class indices and
-images become tensors, and back (docs/design.md, "Conventions").
+"""Label maps and images as the models see them: class indices become one-hot tensors and images become
+tensors, and back (docs/design.md, "Conventions").
 
-Files hold stuffthingmaps values (COCO-stuff id - 1, 255 unlabeled); the models use contiguous class
-indices 0..NUM_CLASSES-1 (`cocostuff.label_value_to_index`), one-hot over the classes. A pixel of no
-class has the one sentinel `UNLABELED_INDEX`: unlabeled pixels, and pixels whose value is no
-COCO-stuff class (an id COCO-stuff never uses). Whether such values are an error is the reader's
-decision: `unknown_label_values` lists them. One-hot maps give a sentinel pixel an all-zero vector.
+Label values become class indices in `egsynth.data.labels`, without torch; here the class indices of a map
+become one-hot over the classes, and the one sentinel for no class (`labels.UNLABELED_INDEX`) an all-zero
+vector.
 
 Images are uint8 RGB [H, W, 3] in files and arrays, float [3, H, W] in [-1, 1] inside the models.
 """
@@ -18,56 +16,7 @@ from einops import rearrange
 from torch import Tensor
 
 from egsynth.data import cocostuff
-
-UNLABELED_INDEX = cocostuff.UNLABELED
-"""The class index of a pixel of no class: one-hot gives it an all-zero vector, cross-entropy and the
-confusion matrices ignore it. It equals the unlabeled label value (255), which no class index reaches."""
-
-
-def _value_to_index() -> np.ndarray:
-    table = np.full(256, UNLABELED_INDEX, dtype=np.uint8)
-    for value, index in cocostuff.label_value_to_index().items():
-        table[value] = index
-    return table
-
-
-def _index_to_value() -> np.ndarray:
-    value_of = {index: value for value, index in cocostuff.label_value_to_index().items()}
-    return np.array([value_of[index] for index in range(cocostuff.NUM_CLASSES)], dtype=np.uint8)
-
-
-VALUE_TO_INDEX = _value_to_index()
-"""[256] uint8 lookup: stuffthingmaps value -> class index, `UNLABELED_INDEX` for 255 and for values of no class."""
-
-INDEX_TO_VALUE = _index_to_value()
-"""[NUM_CLASSES] uint8 lookup: class index -> stuffthingmaps value (the inverse)."""
-
-_KNOWN_VALUE = np.zeros(256, dtype=bool)  # a class's value, or unlabeled
-_KNOWN_VALUE[INDEX_TO_VALUE] = True
-_KNOWN_VALUE[cocostuff.UNLABELED] = True
-
-# ----------------------------------------------------------------------------------------------
-# label values <-> class indices
-
-
-def unknown_label_values(values: np.ndarray) -> list[int]:
-    """The distinct values of a uint8 stuffthingmaps array that are no COCO-stuff class nor 255, ascending."""
-    return np.unique(values[~_KNOWN_VALUE[values]]).tolist()
-
-
-def label_indices(values: np.ndarray) -> np.ndarray:
-    """stuffthingmaps values -> uint8 class indices of the same shape, `UNLABELED_INDEX` where unlabeled or
-    of no class (check `unknown_label_values` first where that is an error)."""
-    return VALUE_TO_INDEX[values]
-
-
-def label_values(indices: np.ndarray) -> np.ndarray:
-    """Class indices -> uint8 stuffthingmaps values of the same shape, 255 wherever the index is no class."""
-    values = np.full(indices.shape, cocostuff.UNLABELED, dtype=np.uint8)
-    labeled = indices < cocostuff.NUM_CLASSES
-    values[labeled] = INDEX_TO_VALUE[indices[labeled]]
-    return values
-
+from egsynth.data.labels import UNLABELED_INDEX
 
 # ----------------------------------------------------------------------------------------------
 # class indices <-> one-hot tensors

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from egsynth.data.cocostuff import CATEGORIES
-from egsynth.data.encoding import UNLABELED_INDEX
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.demo.pixel_attention import PixelAttention, explain_pixel
 from egsynth.evaluation.figures import PALETTE
 from egsynth.io import DEFAULT_MAX_IMAGE_SIDE, BadInput, check_image_file

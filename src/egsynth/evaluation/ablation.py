@@ -29,7 +29,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from egsynth.evaluation.evaluate import METRICS
+from egsynth.evaluation.cases import TASKS
 from egsynth.evaluation.report import (
     BASELINES,
     PAPER_TABLE_1,
@@ -39,7 +39,7 @@ from egsynth.evaluation.report import (
     markdown_table,
     table_rows,
 )
-from egsynth.evaluation.tasks import TASKS
+from egsynth.evaluation.results import METRICS
 from egsynth.models.variants import VARIANTS
 
 if TYPE_CHECKING:

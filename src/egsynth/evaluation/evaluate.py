@@ -35,6 +35,7 @@ from egsynth.config import EvaluateConfig, ModelConfig
 from egsynth.data.encoding import one_hot
 from egsynth.data.source import DatasetError
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix
+from egsynth.evaluation.cases import SWAP
 from egsynth.evaluation.fid import FIDMetric, fid_metric
 from egsynth.evaluation.guidance import AttentionStatistics
 from egsynth.evaluation.layout import LayoutFidelity
@@ -52,10 +53,6 @@ from egsynth.models.generator import Generator
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.parser import load_parser
 
-METRICS = ("psnr", "ssim", "lpips", "fid", "style")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "style": False}
-SWAP = "swap"
-"""The task whose exemplar comes from another scene: the one the exemplar gain and the attention statistics use."""
 OTHER_EXEMPLAR_STREAM = 3
 """`tasks.seed`'s random stream for `other_exemplars` (the tasks stage draws streams 0-2)."""
 TRANSFER_TASKS = ("retrieving", "swap")
@@ -174,7 +171,7 @@ def case_psnr(
 
 @dataclass
 class Evaluation:
-    tasks: dict[str, dict[str, float]]  # task -> metric -> value: METRICS, "miou", and on swap "exemplar_gain"
+    tasks: dict[str, dict[str, float]]  # task -> metric -> value: results.METRICS, "miou", and on swap "exemplar_gain"
     attention: dict[str, float] | None  # `guidance.AttentionStatistics.summary` over swap; None if nothing attends
     scores: pd.DataFrame  # per case: case_id, task, each per-case metric (swap: psnr_other_exemplar too)
 
@@ -266,11 +263,6 @@ def metrics_payload(name: str, evaluation: Evaluation, suite: MetricSuite, cases
         "backbones": suite.labels(),
     }
     return payload | ({"attention": evaluation.attention} if evaluation.attention is not None else {})
-
-
-def model_metrics(payload: dict) -> dict[str, dict[str, float]]:
-    """A metrics payload as `reports/metrics.json` and MLflow hold it: task, or "attention", -> metric -> value."""
-    return payload["tasks"] | ({"attention": payload["attention"]} if "attention" in payload else {})
 
 
 def truth_payload(results: dict[str, dict[str, float]], layout: LayoutFidelity, cases: pd.DataFrame) -> dict:

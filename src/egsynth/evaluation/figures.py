@@ -20,10 +20,9 @@ from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
-from scipy.cluster.hierarchy import dendrogram, linkage
 
 from egsynth.data.cocostuff import NUM_CLASSES
-from egsynth.data.encoding import UNLABELED_INDEX
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.io import atomic_path
 
 PANEL = 1.9  # inches per image panel
@@ -336,6 +335,8 @@ def dendrogram_figure(
 ) -> Path:
     """Fig. 12: average-linkage (Euclidean) clustering of the `top` classes by `frequency` [C] (without
     it, the rows of largest sum), each described by its row of `attention.dendrogram_features` [C, D]."""
+    from scipy.cluster.hierarchy import dendrogram, linkage  # here alone: the report stage draws no dendrogram
+
     assert features.ndim == 2 and features.shape[0] == len(class_names), (
         f"expects features [C, D] and C names, got {features.shape} and {len(class_names)}"
     )

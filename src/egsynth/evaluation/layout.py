@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from egsynth.data.cocostuff import NUM_CLASSES
-from egsynth.data.encoding import UNLABELED_INDEX
+from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.parsing.metrics import miou_from_confusion
 from egsynth.parsing.parser import Parser
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from egsynth.evaluation.evaluate import HIGHER_IS_BETTER, METRICS, SWAP, model_metrics
-from egsynth.evaluation.tasks import TASKS
+from egsynth.evaluation.cases import SWAP, TASKS
+from egsynth.evaluation.results import HIGHER_IS_BETTER, METRICS, model_metrics
 
 PAPER_TABLE_1 = {
     # Sec. 4, Table 1 (COCO-stuff, 499 test scenes, 256 px patches / 512 px images, ImageNet backbones)

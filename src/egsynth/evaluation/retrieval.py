@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from egsynth.data.cocostuff import NUM_CLASSES
-from egsynth.data.encoding import UNLABELED_INDEX
+from egsynth.data.labels import UNLABELED_INDEX
 
 
 def label_histogram(labels: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

@@ -24,16 +24,15 @@ from torch.utils.data import DataLoader
 
 from egsynth.config import FiguresConfig
 from egsynth.data.cocostuff import CATEGORIES
-from egsynth.data.datasets import read_label_indices
 from egsynth.data.encoding import one_hot, to_image
+from egsynth.data.labels import read_label_indices
 from egsynth.evaluation import figures
 from egsynth.evaluation.attention import FINEST_SCALE, TransferMatrix, dendrogram_features
+from egsynth.evaluation.results import FIGURES_INDEX, SAMPLES_NAME
 from egsynth.evaluation.tasks import CaseDataset
 from egsynth.models.generator import Generator
 from egsynth.models.manipulation import extrapolate, horizontal_ramp, interpolate, interpolate_spatial
 
-SAMPLES_NAME = "samples.npz"
-FIGURES_INDEX = "figures.json"
 CLASS_NAMES = [category.name for category in CATEGORIES]
 
 

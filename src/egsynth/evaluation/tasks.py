@@ -37,9 +37,11 @@ from tqdm import tqdm
 
 from egsynth.config import TasksConfig
 from egsynth.data import procedural
-from egsynth.data.datasets import Scene, SceneLoader, read_image, read_label_indices
-from egsynth.data.encoding import label_values, to_image_tensor
+from egsynth.data.datasets import Scene, SceneLoader, read_image
+from egsynth.data.encoding import to_image_tensor
+from egsynth.data.labels import label_values, read_label_indices
 from egsynth.data.source import DatasetError
+from egsynth.evaluation.cases import CANDIDATES_NAME, CASES_NAME, TASKS
 from egsynth.evaluation.color import color_transfer
 from egsynth.evaluation.correspondence import rank_candidates
 from egsynth.evaluation.retrieval import (
@@ -52,9 +54,6 @@ from egsynth.evaluation.retrieval import (
 
 log = logging.getLogger(__name__)
 
-TASKS = ("duplicating", "mirroring", "retrieving", "swap")
-CASES_NAME = "cases.parquet"
-CANDIDATES_NAME = "candidates.parquet"
 CASE_FILES = ("labels", "exemplar", "exemplar_labels", "truth")
 
 # ----------------------------------------------------------------------------------------------
@@ -252,13 +251,6 @@ def build_tasks(
 
 # ----------------------------------------------------------------------------------------------
 # reading cases back
-
-
-def read_cases(root: Path) -> pd.DataFrame:
-    path = Path(root) / CASES_NAME
-    if not path.is_file():
-        raise DatasetError(f"{path}: the evaluation cases are missing (run `dvc repro tasks`)")
-    return pd.read_parquet(path)
 
 
 class CaseDataset(Dataset):

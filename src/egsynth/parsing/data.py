@@ -4,7 +4,7 @@ Images are resized to a square `image_size` with antialiased bilinear interpolat
 [-1, 1] (docs/design.md, "Conventions": images live in [-1, 1] inside models; the parser is trained from
 scratch, so ImageNet statistics would buy nothing). Label maps are resized with nearest neighbour and
 mapped from stuffthingmaps values (COCO-stuff id - 1) to the contiguous class indices 0..170 by
-`egsynth.data.encoding`; unlabeled pixels (255) and values of ids COCO-stuff never uses become its
+`egsynth.data.labels`; unlabeled pixels (255) and values of ids COCO-stuff never uses become its
 `UNLABELED_INDEX`, which cross-entropy and the metrics ignore.
 """
 
@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from egsynth.data.encoding import label_indices, to_image_tensor
+from egsynth.data.encoding import to_image_tensor
+from egsynth.data.labels import label_indices
 from egsynth.data.source import DatasetError
 
 # ----------------------------------------------------------------------------

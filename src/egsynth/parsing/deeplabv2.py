@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from egsynth.data import cocostuff
-from egsynth.data.encoding import INDEX_TO_VALUE
+from egsynth.data.labels import INDEX_TO_VALUE
 
 NUM_LABEL_VALUES = 182  # outputs of deeplab-pytorch's COCO-stuff models: stuffthingmaps values 0..181
 MEAN_BGR = (104.008, 116.669, 122.675)  # Caffe DeepLab's pixel mean, subtracted from BGR values in 0..255

@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from egsynth.data import cocostuff
-from egsynth.data.encoding import UNLABELED_INDEX, label_indices
+from egsynth.data.labels import UNLABELED_INDEX, label_indices
 from egsynth.data.source import DatasetError
 from egsynth.parsing.data import read_label_map
 

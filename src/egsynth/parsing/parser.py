@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from egsynth.config import ParserConfig
 from egsynth.data import cocostuff
-from egsynth.data.encoding import INDEX_TO_VALUE, UNLABELED_INDEX
+from egsynth.data.labels import INDEX_TO_VALUE, UNLABELED_INDEX
 from egsynth.data.source import DatasetError
 from egsynth.devices import default_device
 from egsynth.io import torch_load_problem
