@@ -54,8 +54,6 @@ from egsynth.evaluation.retrieval import (
 
 log = logging.getLogger(__name__)
 
-CASE_FILES = ("labels", "exemplar", "exemplar_labels", "truth")
-
 # ----------------------------------------------------------------------------------------------
 # helpers
 
