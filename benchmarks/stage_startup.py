@@ -17,7 +17,6 @@ import argparse
 import os
 import pstats
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,28 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # pipeline/ is no installed package
 
 from pipeline.prefect_server import prefect_server  # noqa: E402
+from tests._repo import copy_repo, smoke_params, stage_env  # noqa: E402  (the end-to-end tests' scratch copy)
 
 STAGE = "pipeline.filter"
-
-
-def scratch_copy(root: Path) -> None:
-    """The checkout's tracked and unignored files in a fresh git repo at `root`, the smoke preset as params."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for name in filter(None, listed.split("\0")):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    (root / "dvc.lock").unlink(missing_ok=True)
-    shutil.copy2(REPO / "configs" / "smoke.yaml", root / "params.yaml")
-    git = ["git", "-c", "user.name=benchmark", "-c", "user.email=benchmark@egsynth.invalid"]
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "scratch copy"]):
-        subprocess.run([*git, *command], cwd=root, check=True, capture_output=True)
 
 
 def run(command: list[str], root: Path, env: dict) -> subprocess.CompletedProcess:
@@ -93,15 +73,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stage-startup-") as scratch:
         root = Path(scratch) / "repo"
         root.mkdir()
-        scratch_copy(root)
+        copy_repo(root, smoke_params())
         with prefect_server(Path(scratch) / "prefect") as url:
-            env = {
-                **os.environ,
-                "PATH": f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}",
+            env = stage_env(root, url) | {
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")])),
-                "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-                "PREFECT_HOME": str(root / ".prefect"),
-                "PREFECT_API_URL": url,
             }
             run([python, "-m", "pipeline.scenes"], root, env)  # its input, the MLflow store and compiled modules
             run([python, "-m", STAGE], root, env)  # compiles what only this stage imports

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from egsynth.config import ModelConfig
 from egsynth.data.encoding import one_hot
 from egsynth.data.labels import UNLABELED_INDEX
 from egsynth.data.source import DatasetError
@@ -30,6 +29,7 @@ from egsynth.evaluation.tasks import Case, CaseDataset, write_case
 from egsynth.models.generator import build_generator
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.parser import Parser
+from tests._models import TINY_MODEL
 
 
 def test_class_mean_color_paints_each_class_with_the_exemplars_mean_of_it():
@@ -264,18 +264,8 @@ def transfer_of_a_second_synthesis(generator, cases: pd.DataFrame, batch_size: i
 
 
 def test_the_transfer_matrix_of_the_scored_syntheses_is_that_of_synthesizing_the_cases_again(tmp_path):
-    config = ModelConfig(
-        num_scales=2,
-        attention_maps=(2, 4, 4),
-        backbone="random",
-        image_channels=8,
-        label_channels=8,
-        style_dim=8,
-        ngf=8,
-        spade_hidden=8,
-    )
     torch.manual_seed(0)
-    generator = build_generator("full", config).eval()
+    generator = build_generator("full", TINY_MODEL).eval()
     swap = swap_cases(tmp_path / "swap")
     cases = pd.concat(
         [

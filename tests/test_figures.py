@@ -7,7 +7,7 @@ import torch
 from einops import reduce
 from PIL import Image
 
-from egsynth.config import FiguresConfig, ModelConfig
+from egsynth.config import FiguresConfig
 from egsynth.data.cocostuff import CATEGORIES, NUM_CLASSES
 from egsynth.data.encoding import one_hot, to_image, to_label_indices
 from egsynth.data.labels import UNLABELED_INDEX
@@ -27,6 +27,7 @@ from egsynth.evaluation.figures import (
 from egsynth.evaluation.showcase import variant_showcase
 from egsynth.models.generator import build_generator
 from egsynth.models.msca import AttentionRecord
+from tests._models import TINY_MODEL
 
 C = 5  # classes of the hand-built cases
 NAMES = [category.name for category in CATEGORIES]
@@ -282,20 +283,9 @@ def test_loss_curves_draw_one_panel_per_loss(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # end to end: a tiny trained-shape generator's finest attention
 
-TINY = ModelConfig(
-    num_scales=2,
-    attention_maps=(2, 4, 4),
-    backbone="random",
-    image_channels=8,
-    label_channels=8,
-    style_dim=8,
-    ngf=8,
-    spade_hidden=8,
-)
-
 
 def test_finest_attention_of_a_generator_feeds_the_transfer_matrix_and_fig6(tmp_path):
-    generator = build_generator("full", TINY).eval()
+    generator = build_generator("full", TINY_MODEL).eval()
     c1 = one_hot(blocky_indices(2, 32, 32, classes=6, seed=0))  # [2, 171, 32, 32]
     c2 = one_hot(blocky_indices(2, 32, 32, classes=6, seed=1) + 3)
     x2 = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
@@ -330,7 +320,7 @@ def test_finest_attention_of_a_generator_feeds_the_transfer_matrix_and_fig6(tmp_
 def test_an_attending_variants_showcase_needs_the_transfer_matrix_of_its_evaluation(tmp_path):
     with pytest.raises(ValueError, match="transfer matrix"):
         variant_showcase(
-            build_generator("full", TINY),
+            build_generator("full", TINY_MODEL),
             pd.DataFrame(),
             pd.DataFrame(),
             transfer=None,
