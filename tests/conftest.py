@@ -94,7 +94,8 @@ def launch(shared: Path, session_pid: int, build: bool) -> None:
 def pytest_sessionstart(session):
     """The xdist controller of a whole-suite run (`make test`: no paths, no -m, no -k) starts the smoke build at once,
     before its workers have collected: the build is the session's longest path. The workers lower their priority
-    (below), so that the build, at the controller's, gets a core of its own while they share the other."""
+    (WORKER_NICENESS, at import), so that the build, at the controller's, gets a core of its own while they share
+    the other."""
     config = session.config
     whole_suite = (
         config.args_source == pytest.Config.ArgsSource.TESTPATHS
