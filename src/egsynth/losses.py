@@ -199,17 +199,21 @@ def gram_matrix(features: Tensor) -> Tensor:
     return einsum(flat, flat, "b c n, b d n -> b c d") / (c * h * w)  # [B, C, C]
 
 
-def style_loss(layers_fake: list[Tensor], layers_real: list[Tensor]) -> Tensor:
-    """Sum over layers of the MSE (mean over batch and C x C entries) between Gram matrices [9].
+def style_loss(layers_fake: list[Tensor], layers_real: list[Tensor], *, per_image: bool = False) -> Tensor:
+    """Sum over layers of the MSE (mean over batch and C x C entries) between Gram matrices [9]; with
+    `per_image`, that sum for each image pair alone -> [B] (Table 1's metric, `metrics.style_distance`).
 
     As a metric (Table 1) call it under `torch.no_grad()` with VGG features of the synthesized and
-    ground-truth images; as a loss the real side is detached (a fixed style target).
+    ground-truth images; as a loss the real side is detached (a fixed style target). Each layer's Gram
+    matrices of the whole batch come from one product, also per image.
     """
     assert len(layers_fake) == len(layers_real) >= 1, "style_loss needs as many fake as real feature maps"
-    total = layers_fake[0].new_zeros(())
-    for f, r in zip(layers_fake, layers_real, strict=True):
-        total = total + F.mse_loss(gram_matrix(f), gram_matrix(r.detach()))
-    return total
+    grams = [(gram_matrix(f), gram_matrix(r.detach())) for f, r in zip(layers_fake, layers_real, strict=True)]
+    zero = layers_fake[0].new_zeros(())
+    if per_image:
+        pairs = range(layers_fake[0].shape[0])
+        return torch.stack([sum((F.mse_loss(fake[i], real[i]) for fake, real in grams), start=zero) for i in pairs])
+    return sum((F.mse_loss(fake, real) for fake, real in grams), start=zero)
 
 
 # ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from torchvision.models import VGG16_Weights
 
 from egsynth.io import torch_load_problem
-from egsynth.losses import gram_matrix
+from egsynth.losses import style_loss
 from egsynth.models.features import (
     BackboneWeightsInvalid,
     BackboneWeightsMissing,
@@ -319,18 +319,6 @@ def style_label(vgg: VGGFeatures) -> str:
 
 @torch.no_grad()
 def style_distance(fake: Tensor, real: Tensor, vgg: VGGFeatures) -> Tensor:
-    """L_style of Table 1 per image pair: `losses.style_loss` on relu1_1 .. relu5_1 Gram matrices -> [B].
-
-    The Gram matrices of the whole batch come from one product per layer, and each pair's loss sums
-    the same per-layer MSEs in the same order as `style_loss` of that pair alone: the same numbers,
-    without a dozen small operations per image (each a thread start when torch runs on several cores).
-    """
+    """L_style of Table 1 per image pair: `losses.style_loss` on relu1_1 .. relu5_1 Gram matrices -> [B]."""
     assert fake.shape == real.shape, f"style_distance: {tuple(fake.shape)} vs {tuple(real.shape)}"
-    grams = [
-        (gram_matrix(f), gram_matrix(r))  # [B, C, C] each
-        for f, r in zip(vgg.perceptual_layers(fake), vgg.perceptual_layers(real), strict=True)
-    ]
-    zero = fake.new_zeros(())
-    return torch.stack(
-        [sum((F.mse_loss(gram_f[i], gram_r[i]) for gram_f, gram_r in grams), start=zero) for i in range(len(fake))]
-    )  # [B]
+    return style_loss(vgg.perceptual_layers(fake), vgg.perceptual_layers(real), per_image=True)
