@@ -29,13 +29,11 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from egsynth.data.cocostuff import CATEGORIES
 from egsynth.data.encoding import one_hot
 from egsynth.evaluation.cases import SWAP, read_cases
+from egsynth.evaluation.showcase import CLASS_NAMES
 from egsynth.evaluation.tasks import CaseDataset
 from egsynth.models.generator import load_generator
-
-CLASS_NAMES = [category.name for category in CATEGORIES]
 
 
 def slope(response: np.ndarray, predictor: np.ndarray) -> float:
