@@ -1,5 +1,5 @@
 # Commands, each bootstrapping .venv on a machine that has only Python 3.11 and git.
-#   make repro   set up, then run the whole pipeline (dvc repro) on params.yaml
+#   make repro   set up, then run the whole pipeline (each stage through dvc repro) on params.yaml
 #   make test    set up with the demo's extras, then run the test suite (the browser test needs Debian's chromium:
 #                installed here when running as root, else that test is skipped, saying so)
 #   make test-fast  the same without the end-to-end tests
@@ -14,6 +14,9 @@ EXTRAS_STAMP := $(VENV)/.extras-stamp
 # Every package and exact version of the environment the suite passed in (pip freeze), as pip
 # constraints: pip installs nothing the project does not need, and nothing at another version.
 LOCK   := requirements.lock
+# --no-compile: pip would byte-compile all of site-packages (about 75 s and 430 MB here); Python compiles the modules
+# a command imports when it first imports them.
+PIP_INSTALL := $(BIN)/pip install --quiet --no-compile -c $(LOCK)
 
 .PHONY: repro test test-fast demo chromium setup lock clean-venv
 
@@ -23,19 +26,19 @@ setup: $(STAMP)
 # an interrupted install is retried rather than mistaken for a finished one.
 $(TORCH_STAMP): $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c $(LOCK) pip setuptools
-	$(BIN)/pip install --quiet -c $(LOCK) torch torchvision
+	$(PIP_INSTALL) pip setuptools
+	$(PIP_INSTALL) torch torchvision
 	touch $@
 
 # Re-install the project when pyproject.toml or the lock changed: what the pipeline needs, nothing more (`make repro`
 # is timed; the test tools come with the extras below).
 $(STAMP): pyproject.toml $(LOCK) $(TORCH_STAMP)
-	$(BIN)/pip install --quiet -c $(LOCK) -e .
+	$(PIP_INSTALL) -e .
 	touch $(STAMP)
 
 # The test tools, the demo's web app and the browser test's driver, for `make test` and `make demo` only.
 $(EXTRAS_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev,demo,browser]'
+	$(PIP_INSTALL) -e '.[dev,demo,browser]'
 	touch $@
 
 # After changing a dependency in pyproject.toml: install it (`.venv/bin/pip install -e '.[dev]'`), run
@@ -46,10 +49,10 @@ lock:
 	mv $(LOCK).tmp $(LOCK)
 	touch $(TORCH_STAMP) $(STAMP) $(EXTRAS_STAMP)
 
-# Stage commands run `python -m pipeline.<stage>`: put the venv first on PATH for them. One Prefect server for every
-# stage, not a temporary one started in each stage's process.
+# The whole DAG as one Prefect flow (pipeline/dag.py): `dvc repro --single-item` per stage, two independent stages at
+# a time, every stage reporting to one Prefect server rather than starting a temporary one in its own process.
 repro: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pipeline.prefect_server $(BIN)/dvc repro
+	$(BIN)/python -m pipeline.prefect_server $(BIN)/python -m pipeline.dag
 
 # Tests run on one pytest-xdist worker per core; the end-to-end ones last, while the smoke pipeline they share builds
 # in the background (tests/conftest.py). test-fast leaves the end-to-end tests out: the inner loop.

@@ -2,11 +2,13 @@
 
 DVC still decides whether a stage is up to date and keeps dvc.lock and its cache right; Prefect adds
 what a deployment needs: scheduling, retries for the stages that may fail transiently, and one flow run
-to watch. A stage's task waits for its upstream stages' tasks, so a failure leaves its downstream
-stages not run while independent ones go on. Stages run one at a time: each `dvc repro` holds DVC's
-repo lock.
+to watch. A stage's task starts once its upstream stages' tasks succeeded, so a failure leaves its
+downstream stages not run while independent ones go on. Up to `--jobs` independent stages run at once:
+DVC holds its repo lock only while it checks and commits a stage, not while the stage's command runs
+(`--wait-for-lock` makes each `dvc repro` wait for the others' short holds), and the cores are split
+between the stages running at once.
 
-    python -m pipeline.dag [TARGETS...] [--force]
+    python -m pipeline.dag [TARGETS...] [--force] [--jobs N]
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,7 @@ from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro  # n
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.context import FlowRunContext  # noqa: E402
+from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.states import Failed, State  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
@@ -59,6 +64,12 @@ class Retries:
 TRANSIENT_FAILURES = {
     "parse": Retries(attempts=2, delay_seconds=10),  # its shards may run on a Dask cluster (parse.dask_address)
 }
+
+# Two stages at a time: most of the default DAG's length is two independent branches (the parser and the parsing
+# of every scene beside pretraining; then the two variants' training and evaluation), and on two cores two stages
+# of one thread each get more done than one stage on two threads (README, Measured).
+DEFAULT_JOBS = 2
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # What `dvc repro` prints for each way it can handle a stage (dvc/stage/run.py, cache.py, __init__.py).
 DVC_VERDICTS = (
@@ -96,23 +107,49 @@ def verdict(stage: str, output: str) -> str:
     return "DVC finished it"
 
 
+def stage_environment(api_url: str, jobs: int) -> dict[str, str]:
+    """The environment of every stage's `dvc repro`: this flow's Prefect server, the interpreter's scripts first on
+    PATH (stage commands call `python`), and each stage its share of the cores when `jobs` run at once (OpenMP
+    threads that spin waiting for a descheduled sibling make a step many times slower); a thread count set by the
+    caller is kept."""
+    share = str(max(1, (os.cpu_count() or 1) // jobs))
+    return {
+        **{variable: share for variable in THREAD_VARIABLES},
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+
+_ECHO_LOCK = threading.Lock()
+
+
+def echo(stage: str, segments: Sequence[bytes]) -> None:
+    """Write a stage's complete lines (progress bars end theirs with a carriage return) to stdout, each under the
+    stage's name, whole: the lines of stages running at once interleave but never mix."""
+    with _ECHO_LOCK:
+        for segment in segments:
+            sys.stdout.buffer.write(f"[{stage}] ".encode() + segment)
+        sys.stdout.flush()
+
+
 @task(cache_policy=NO_CACHE)  # DVC, not Prefect, decides whether a stage is up to date
-def reproduce_stage(stage: str, force: bool, api_url: str) -> str | State:
+def reproduce_stage(stage: str, force: bool, api_url: str, jobs: int) -> str | State:
     """`dvc repro --single-item STAGE`, its output shown and kept in the stage's log; what DVC did with it."""
     log = workspace() / STAGE_LOGS / f"{stage}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": api_url,  # stage flows report to this flow's server instead of each starting one
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # stage commands call `python`
-    }
-    command = [sys.executable, "-m", "dvc", "repro", "--single-item", *(["--force"] if force else []), stage]
+    command = [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item"]
+    command += [*(["--force"] if force else []), stage]
+    env = stage_environment(api_url, jobs)
+    unfinished = b""
     with log.open("wb") as saved:
         process = subprocess.Popen(command, cwd=workspace(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         while chunk := process.stdout.read1():
             saved.write(chunk)
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+            *lines, unfinished = re.split(rb"(?<=[\r\n])", unfinished + chunk)
+            echo(stage, lines)
+    if unfinished:
+        echo(stage, [unfinished + b"\n"])
     if process.wait() != 0:
         return Failed(message=f"stage '{stage}' failed (exit {process.returncode}); its log: {log}")
     outcome = verdict(stage, log.read_text(errors="replace"))
@@ -120,29 +157,42 @@ def reproduce_stage(stage: str, force: bool, api_url: str) -> str | State:
     return outcome
 
 
-# One worker: tasks run one at a time in the order they are submitted, upstream first.
-@flow(name="dvc-dag", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def dag_flow(targets: tuple[str, ...] = (), force: bool = False) -> State | None:
-    """Every stage `dvc repro TARGETS` would visit, one task each; fails naming each stage that failed."""
+# The flow submits a stage only once its upstream stages succeeded, so a worker never sits waiting.
+@flow(name="dvc-dag", task_runner=ThreadPoolTaskRunner())
+def dag_flow(targets: tuple[str, ...] = (), force: bool = False, jobs: int = DEFAULT_JOBS) -> State | None:
+    """Every stage `dvc repro TARGETS` would visit, one task each, up to `jobs` at once, in DVC's order among
+    those ready; fails naming each stage that failed."""
     try:
         stages = plan(targets)
     except DvcException as error:  # a bad dvc.yaml or an unknown target: DVC's message says which
         return Failed(message=str(error))
     api_url = str(FlowRunContext.get().client.api_url).rstrip("/")
-    futures = {}
-    for stage in stages:
-        policy = retries_for(stage.name)
-        task_for_stage = reproduce_stage.with_options(
-            name=stage.name, task_run_name=stage.name, retries=policy.attempts, retry_delay_seconds=policy.delay_seconds
-        )
-        futures[stage.name] = task_for_stage.submit(
-            stage.name, force, api_url, wait_for=[futures[name] for name in stage.upstream]
-        )
-    for future in futures.values():
-        future.wait()
-    states = {name: future.state for name, future in futures.items()}
-    not_run = [name for name, state in states.items() if state.is_pending()]
-    failed = [state.message for state in states.values() if state.is_failed()]
+    futures: dict[str, PrefectFuture] = {}
+    waiting = list(stages)
+    running: set[PrefectFuture] = set()
+    while waiting or running:
+        succeeded = {name for name, future in futures.items() if future not in running and future.state.is_completed()}
+        ready = [stage for stage in waiting if set(stage.upstream) <= succeeded][: jobs - len(running)]
+        for stage in ready:
+            policy = retries_for(stage.name)
+            task_for_stage = reproduce_stage.with_options(
+                name=stage.name,
+                task_run_name=stage.name,
+                retries=policy.attempts,
+                retry_delay_seconds=policy.delay_seconds,
+            )
+            futures[stage.name] = task_for_stage.submit(
+                stage.name, force, api_url, jobs, wait_for=[futures[name] for name in stage.upstream]
+            )
+            running.add(futures[stage.name])
+            waiting.remove(stage)
+        if not running:
+            break  # what still waits has a failed stage upstream
+        finished = next(as_completed(list(running)))
+        finished.wait()  # keeps its final state on the future
+        running.remove(finished)
+    not_run = [stage.name for stage in waiting]
+    failed = [future.state.message for future in futures.values() if future.state.is_failed()]
     if not_run:
         get_run_logger().warning("not run, an upstream stage failed: %s", ", ".join(not_run))
     if failed:
@@ -154,9 +204,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", help="stages to bring up to date with their upstream (default: all)")
     parser.add_argument("-f", "--force", action="store_true", help="run every planned stage, even if up to date")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=DEFAULT_JOBS, help=f"stages run at once (default: {DEFAULT_JOBS})"
+    )
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     logging.getLogger("prefect.task_runs").addFilter(NoEmptyTraceback())
-    state = dag_flow(tuple(args.targets), args.force, return_state=True)
+    state = dag_flow(tuple(args.targets), args.force, args.jobs, return_state=True)
     if state.is_failed():
         sys.exit(f"dag: {state.message}")
 

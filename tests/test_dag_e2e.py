@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 from dvc.repo import Repo
+from pipeline.dag import DEFAULT_JOBS
 
 from tests._repo import run
 
@@ -47,7 +48,7 @@ print(json.dumps([
 """
 
 
-def test_the_flow_ran_every_stage_as_a_prefect_task_after_its_upstream_stages(smoke_repo):
+def test_the_flow_ran_every_stage_as_a_prefect_task_after_its_upstream_stages_two_at_a_time(smoke_repo):
     root, env, _ = smoke_repo
     with Repo(str(root)) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
@@ -61,3 +62,19 @@ def test_the_flow_ran_every_stage_as_a_prefect_task_after_its_upstream_stages(sm
         assert set(task_run["wait_for"]) == upstream[stage], stage
         started = datetime.fromisoformat(task_run["start"])
         assert all(datetime.fromisoformat(by_stage[up]["end"]) <= started for up in upstream[stage]), stage
+    assert max_running_at_once(task_runs) == DEFAULT_JOBS
+
+
+def max_running_at_once(task_runs: list[dict]) -> int:
+    """The most task runs in progress at one moment: each start adds one, each end removes one (ends first at a tie,
+    since a stage ending as another starts did not run beside it)."""
+    events = sorted(
+        (datetime.fromisoformat(task_run[edge]), step)
+        for task_run in task_runs
+        for edge, step in (("start", 1), ("end", -1))
+    )
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
