@@ -1,8 +1,9 @@
 """Run a command under one local Prefect server, which every stage process the command starts reports to.
 
 Without `PREFECT_API_URL` each stage process starts a temporary Prefect server of its own (7 s, 13 s the first
-time: `benchmarks/prefect_overhead.py`); `make repro` runs `dvc repro` under one server instead:
+time: `benchmarks/prefect_overhead.py`); `make repro` runs the whole-DAG flow under one server instead:
 
+    python -m pipeline.prefect_server python -m pipeline.dag [ARGS...]
     python -m pipeline.prefect_server dvc repro [ARGS...]
 
 The server keeps its database where the temporary servers keep theirs (`$PREFECT_HOME`, `.prefect/` in the

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline.dag import plan
+from pipeline.dag import THREAD_VARIABLES, plan, stage_environment
 
 from tests._repo import REPO, run
 
@@ -84,6 +84,23 @@ def test_plan_is_the_dvc_graph_in_upstream_first_order_with_foreach_items_expand
     assert {stage.name: set(stage.upstream) for stage in planned} == {k: set(v) for k, v in UPSTREAM.items()}
     assert_upstream_first([stage.name for stage in planned])
     assert [stage.name for stage in plan(["train@b"])] == ["prepare", "parse", "train@b"]
+
+
+def test_stages_run_at_once_split_the_cores_unless_the_caller_set_a_thread_count(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    for variable in THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    assert [stage_environment("http://server/api", jobs)["OMP_NUM_THREADS"] for jobs in (1, 2, 3, 32)] == [
+        "16",
+        "8",
+        "5",
+        "1",
+    ]
+    env = stage_environment("http://server/api", 2)
+    assert env["MKL_NUM_THREADS"] == "8" and env["PREFECT_API_URL"] == "http://server/api"
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert stage_environment("http://server/api", 2)["OMP_NUM_THREADS"] == "3"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`python -m pipeline.prefect_server COMMAND`: `make repro` runs `dvc repro` under one Prefect server."""
+"""`python -m pipeline.prefect_server COMMAND`: `make repro` runs the whole-DAG flow under one Prefect server."""
 
 import os
 import subprocess
