@@ -14,9 +14,7 @@ EXTRAS_STAMP := $(VENV)/.extras-stamp
 # Every package and exact version of the environment the suite passed in (pip freeze), as pip
 # constraints: pip installs nothing the project does not need, and nothing at another version.
 LOCK   := requirements.lock
-# --no-compile: pip would byte-compile all of site-packages (about 75 s and 430 MB here); Python compiles the modules
-# a command imports when it first imports them.
-PIP_INSTALL := $(BIN)/pip install --quiet --no-compile -c $(LOCK)
+PIP_INSTALL := $(BIN)/pip install --quiet -c $(LOCK)
 
 .PHONY: repro test test-fast demo chromium setup lock clean-venv
 

@@ -5,8 +5,8 @@ what a deployment needs: scheduling, retries for the stages that may fail transi
 to watch. A stage's task starts once its upstream stages' tasks succeeded, so a failure leaves its
 downstream stages not run while independent ones go on. Up to `--jobs` independent stages run at once:
 DVC holds its repo lock only while it checks and commits a stage, not while the stage's command runs
-(`--wait-for-lock` makes each `dvc repro` wait for the others' short holds), and the cores are split
-between the stages running at once.
+(`--wait-for-lock` makes each `dvc repro` wait for the others' short holds), and the threads of stages
+running at once sleep while they wait rather than spin.
 
     python -m pipeline.dag [TARGETS...] [--force] [--jobs N]
 """
@@ -66,10 +66,9 @@ TRANSIENT_FAILURES = {
 }
 
 # Two stages at a time: most of the default DAG's length is two independent branches (the parser and the parsing
-# of every scene beside pretraining; then the two variants' training and evaluation), and on two cores two stages
-# of one thread each get more done than one stage on two threads (README, Measured).
+# of every scene beside pretraining; then the two variants' training and evaluation), and each stage process spends
+# 10-15 s single-threaded (imports, DVC's hashing), which the other stage's work fills.
 DEFAULT_JOBS = 2
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # What `dvc repro` prints for each way it can handle a stage (dvc/stage/run.py, cache.py, __init__.py).
 DVC_VERDICTS = (
@@ -109,12 +108,12 @@ def verdict(stage: str, output: str) -> str:
 
 def stage_environment(api_url: str, jobs: int) -> dict[str, str]:
     """The environment of every stage's `dvc repro`: this flow's Prefect server, the interpreter's scripts first on
-    PATH (stage commands call `python`), and each stage its share of the cores when `jobs` run at once (OpenMP
-    threads that spin waiting for a descheduled sibling make a step many times slower); a thread count set by the
-    caller is kept."""
-    share = str(max(1, (os.cpu_count() or 1) // jobs))
+    PATH (stage commands call `python`), and, when stages run at once, OpenMP threads that sleep rather than spin
+    while they wait (unless the caller chose a policy). Every stage keeps its thread count, so it computes the same
+    bits as under a plain `dvc repro` on the same machine; a spinning thread that waits for a descheduled sibling
+    would make two stages at once several times slower (README, Measured)."""
     return {
-        **{variable: share for variable in THREAD_VARIABLES},
+        **({"OMP_WAIT_POLICY": "PASSIVE"} if jobs > 1 else {}),
         **os.environ,
         "PREFECT_API_URL": api_url,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

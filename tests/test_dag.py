@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline.dag import THREAD_VARIABLES, plan, stage_environment
+from pipeline.dag import plan, stage_environment
 
 from tests._repo import REPO, run
 
@@ -86,21 +86,16 @@ def test_plan_is_the_dvc_graph_in_upstream_first_order_with_foreach_items_expand
     assert [stage.name for stage in plan(["train@b"])] == ["prepare", "parse", "train@b"]
 
 
-def test_stages_run_at_once_split_the_cores_unless_the_caller_set_a_thread_count(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 16)
-    for variable in THREAD_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    assert [stage_environment("http://server/api", jobs)["OMP_NUM_THREADS"] for jobs in (1, 2, 3, 32)] == [
-        "16",
-        "8",
-        "5",
-        "1",
-    ]
-    env = stage_environment("http://server/api", 2)
-    assert env["MKL_NUM_THREADS"] == "8" and env["PREFECT_API_URL"] == "http://server/api"
-    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+def test_stages_run_at_once_keep_their_threads_which_wait_asleep_unless_the_caller_chose(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert stage_environment("http://server/api", 2)["OMP_NUM_THREADS"] == "3"
+    alone, together = (stage_environment("http://server/api", jobs) for jobs in (1, 2))
+    assert "OMP_WAIT_POLICY" not in alone and together["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert alone["OMP_NUM_THREADS"] == together["OMP_NUM_THREADS"] == "3"
+    assert together["PREFECT_API_URL"] == "http://server/api"
+    assert together["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert stage_environment("http://server/api", 2)["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 @pytest.fixture(scope="module")
