@@ -38,11 +38,24 @@ E2E_TIMEOUT_SECONDS = 1800
 SMOKE_GROUP = "smoke-repo"
 
 
+def measured_seconds(item: pytest.Item) -> float:
+    """The duration a `long(seconds=...)` mark records; 0 for the other tests."""
+    long = item.get_closest_marker("long")
+    return long.kwargs["seconds"] if long else 0.0
+
+
 def pytest_collection_modifyitems(items):
     """End-to-end tests last, those that need the smoke repo after the others (a stable sort: files keep their
-    order), so that everything else runs while the smoke pipeline builds; tests that use the shared smoke repo in
-    place run on one xdist worker."""
-    items.sort(key=lambda item: (item.get_closest_marker("e2e") is not None, "smoke_repo" in item.fixturenames))
+    order), so that everything else runs while the smoke pipeline builds; among these the `long` ones first,
+    longest first, so that the short ones fill the other worker beside them rather than leave the longest to run
+    alone at the end; tests that use the shared smoke repo in place run on one xdist worker."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("e2e") is not None,
+            "smoke_repo" in item.fixturenames,
+            -measured_seconds(item),
+        )
+    )
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))

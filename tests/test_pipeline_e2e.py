@@ -278,6 +278,7 @@ def per_step_losses_logged(root: Path, env: dict) -> int:
     return len(MlflowClient(env["MLFLOW_TRACKING_URI"]).get_metric_history(newest.run_id, "g_loss"))
 
 
+@pytest.mark.long(seconds=30)
 def test_a_code_change_trains_from_scratch_and_an_unchanged_rerun_resumes(smoke_repo, smoke_copy):
     """The checkpoint of train@full is keyed by params and deps: after a code change (here a comment in
     src/egsynth/training/assembly.py, a dep of no stage before train@*) `dvc repro` discards it and trains

@@ -46,6 +46,7 @@ def run_blocks(root: Path, env: dict, blocks: list[str]) -> list[str]:
     return outputs
 
 
+@pytest.mark.long(seconds=42)
 def test_every_runnable_command_of_the_guide_runs_as_written(smoke_copy):
     """Every block but the experiment's, in the guide's order (the experiment runs in a copy of its own, below,
     beside this one)."""
@@ -55,6 +56,7 @@ def test_every_runnable_command_of_the_guide_runs_as_written(smoke_copy):
     assert (root / "out" / "painted.png").is_file() and (root / "out" / "lineage.json").is_file()
 
 
+@pytest.mark.long(seconds=89)
 def test_the_guides_experiment_reruns_exactly_the_evaluation_stages(smoke_copy):
     """The experiment block as written (`dvc exp run -n NAME -S tasks....`) re-runs exactly the evaluation stages,
     whose MLflow runs carry the experiment's name and baseline revision; the params, metrics and plots diffs the
