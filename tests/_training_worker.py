@@ -1,8 +1,8 @@
 """Tiny GAN training setups for tests/test_training.py, and the two out-of-process runs it needs.
 
-- `python tests/_training_worker.py CHECKPOINT OUT [--sleep S]`: trains the tiny resumable run
-  (resuming from CHECKPOINT when it exists) and saves the final G and D weights to OUT; the test
-  SIGKILLs it midway, then runs it again to completion.
+- `run_and_save(CHECKPOINT, OUT, sleep)`: trains the tiny resumable run (resuming from CHECKPOINT when
+  it exists) and saves the final G and D weights to OUT; the test SIGKILLs a forked process running it
+  midway, then resumes it in a fresh interpreter, `python tests/_training_worker.py CHECKPOINT OUT`.
 - `ddp_worker(rank, world_size, port, out)`: one rank of a 2-process gloo DDP run (torch.multiprocessing.spawn).
 """
 
@@ -173,15 +173,20 @@ def resumable_run(checkpoint: Path, *, sleep: float = 0.0):
     return result, weights(generator, discriminator)
 
 
+def run_and_save(checkpoint: Path, out: Path, sleep: float = 0.0) -> None:
+    """The tiny resumable run on one thread (resuming from `checkpoint` when it exists); its final weights to `out`."""
+    torch.set_num_threads(1)
+    result, final = resumable_run(checkpoint, sleep=sleep)
+    torch.save({"weights": final, "resumed_from": result.resumed_from, "steps": result.steps}, out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--sleep", type=float, default=0.0)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    result, final = resumable_run(args.checkpoint, sleep=args.sleep)
-    torch.save({"weights": final, "resumed_from": result.resumed_from, "steps": result.steps}, args.out)
+    run_and_save(args.checkpoint, args.out, args.sleep)
 
 
 # ----------------------------------------------------------------------------

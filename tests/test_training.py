@@ -47,6 +47,7 @@ from tests._training_worker import (
     ddp_worker,
     params_of,
     resumable_run,
+    run_and_save,
     tiny_train,
     two_phase_epochs,
     weights,
@@ -263,24 +264,26 @@ def test_a_run_killed_midway_resumes_to_weights_identical_to_an_uninterrupted_ru
     reference, reference_weights = resumable_run(tmp_path / "reference.pt")
     assert reference.steps == 8
 
-    checkpoint, out, stderr = tmp_path / "killed.pt", tmp_path / "final.pt", tmp_path / "stderr.txt"
-    command = [sys.executable, str(WORKER), str(checkpoint), str(out)]
-    with stderr.open("w") as errors:
-        process = subprocess.Popen([*command, "--sleep", "0.5"], cwd=REPO, stderr=errors)
+    checkpoint, out = tmp_path / "killed.pt", tmp_path / "final.pt"
+    # forked (this process has imported torch and the model code already) and killed as a crash would kill it;
+    # it runs one thread, so no OpenMP pool is forked mid-use
+    process = mp.get_context("fork").Process(target=run_and_save, args=(checkpoint, out, 0.5))
+    process.start()
     deadline = time.monotonic() + 60
     try:  # kill it in phase 2, once the checkpoint of step SLOW_FROM exists
         while not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= SLOW_FROM):
-            assert process.poll() is None, f"the worker ended before being killed: {stderr.read_text()}"
+            assert process.is_alive(), f"the run ended (exit {process.exitcode}) before being killed"
             assert time.monotonic() < deadline, "no checkpoint within 60 s"
             time.sleep(0.05)
     finally:
         os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
+        process.join()
+    assert process.exitcode == -signal.SIGKILL
     killed_at = torch.load(checkpoint, weights_only=True)["step"]
     assert SLOW_FROM <= killed_at < 8 and not out.exists()
 
-    subprocess.run(command, cwd=REPO, check=True, timeout=120, capture_output=True)
+    # resumed in a fresh interpreter, as after a crash
+    subprocess.run([sys.executable, str(WORKER), str(checkpoint), str(out)], cwd=REPO, check=True, timeout=120)
     resumed = torch.load(out, weights_only=True)
     assert (resumed["resumed_from"], resumed["steps"]) == (killed_at, 8)
     assert resumed["weights"].keys() == reference_weights.keys()
@@ -482,7 +485,9 @@ def gradients(checkpoint: Path, generator, discriminator, beta1: float) -> dict[
 
 
 def test_a_two_process_gloo_ddp_step_equals_the_single_process_step(tmp_path, one_thread):
-    mp.spawn(ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    # forked from this process, which has imported torch and the model code already (spawn would start two fresh
+    # interpreters, seconds each); its torch runs one thread, so no OpenMP pool is forked mid-use
+    mp.start_processes(ddp_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
     ddp = torch.load(tmp_path / "ddp_weights.pt", weights_only=True)
     single_result, single = ddp_run(tmp_path / "single.pt")
     generator, discriminator, _ = build(DDP_VARIANT)
