@@ -3,7 +3,7 @@
 - `run_and_save(CHECKPOINT, OUT, sleep)`: trains the tiny resumable run (resuming from CHECKPOINT when
   it exists) and saves the final G and D weights to OUT; the test SIGKILLs a forked process running it
   midway, then resumes it in a fresh interpreter, `python tests/_training_worker.py CHECKPOINT OUT`.
-- `ddp_worker(rank, world_size, port, out)`: one rank of a 2-process gloo DDP run (torch.multiprocessing.spawn).
+- `ddp_worker(rank, world_size, port, out)`: one rank of a 2-process gloo DDP run, forked by the test.
 """
 
 from __future__ import annotations
@@ -184,9 +184,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--sleep", type=float, default=0.0)
     args = parser.parse_args()
-    run_and_save(args.checkpoint, args.out, args.sleep)
+    run_and_save(args.checkpoint, args.out)
 
 
 # ----------------------------------------------------------------------------

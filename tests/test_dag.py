@@ -14,8 +14,8 @@ from tests._repo import REPO, run
 
 # Declared downstream first, so that only DVC's graph can put them in order. `parse` fails on its first
 # attempt ever (it is a stage the flow retries); `train@ITEM` fails while a file `broken-ITEM` exists.
-# The train and parse commands log each attempt; the train commands also log their start and end, 2 s apart, so
-# that the log shows whether the two ran at once.
+# The train and parse commands log each attempt; each train command also logs its start, waits (up to 10 s) until
+# both have started, then logs its end: "start start end end" when the two ran at once.
 TINY_DVC_YAML = {
     "stages": {
         "report": {
@@ -26,7 +26,8 @@ TINY_DVC_YAML = {
         "train": {
             "foreach": ["a", "b"],
             "do": {
-                "cmd": "echo ${item} >> train-attempts.txt && echo start >> train-events.txt && sleep 2 "
+                "cmd": "echo ${item} >> train-attempts.txt && echo start >> train-events.txt "
+                "&& for i in $(seq 100); do test $(grep -c start train-events.txt) -ge 2 && break; sleep 0.1; done "
                 "&& echo end >> train-events.txt && test ! -e broken-${item} "
                 "&& cat parsed.txt settings.txt > model-${item}.txt",
                 "deps": ["parsed.txt", "settings.txt"],
