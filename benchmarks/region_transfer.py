@@ -22,6 +22,8 @@ Run: .venv/bin/python benchmarks/region_transfer.py [--root .] [--variants full 
 """
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +31,16 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from egsynth.data.encoding import one_hot
-from egsynth.evaluation.cases import SWAP, read_cases
-from egsynth.evaluation.showcase import CLASS_NAMES
-from egsynth.evaluation.tasks import CaseDataset
-from egsynth.models.generator import load_generator
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `pipeline`
+
+from pipeline._stage import PARAMS_FILE, stage_paths  # noqa: E402
+
+from egsynth.config import load_params  # noqa: E402
+from egsynth.data.encoding import one_hot  # noqa: E402
+from egsynth.evaluation.cases import SWAP, read_cases  # noqa: E402
+from egsynth.evaluation.showcase import CLASS_NAMES  # noqa: E402
+from egsynth.evaluation.tasks import CaseDataset  # noqa: E402
+from egsynth.models.generator import load_generator  # noqa: E402
 
 
 def slope(response: np.ndarray, predictor: np.ndarray) -> float:
@@ -74,7 +81,8 @@ def class_colors(generator, cases: pd.DataFrame, image_size: int, min_pixels: in
 def transfer_slopes(colors: pd.DataFrame) -> dict[str, float]:
     """The module's slopes over `colors`' rows, m each class's mean truth color over those rows."""
     painted, exemplar, truth, tint = (np.stack(colors[key]) for key in ("o", "e", "t", "g"))
-    class_mean = np.stack(colors.groupby("class")["t"].transform(lambda ts: [np.stack(ts).mean(0)] * len(ts)))
+    truth_means = {name: np.stack(group).mean(0) for name, group in colors.groupby("class")["t"]}
+    class_mean = np.stack([truth_means[name] for name in colors["class"]])
     tint = tint - tint.mean(0)
     tint_slope = slope(painted - class_mean, tint)
     return {
@@ -88,24 +96,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path("."), help="a repository with the pipeline's outputs")
     parser.add_argument("--variants", nargs="+", default=["full", "gap"])
-    parser.add_argument("--image-size", type=int, default=64, help="the manifest's image_size")
     parser.add_argument("--min-pixels", type=int, default=20, help="pixels of a class in each label map")
     parser.add_argument("--min-cases", type=int, default=12, help="pairs a class needs for its own line")
     args = parser.parse_args()
-    cases = read_cases(args.root / "data" / "eval")
+    image_size = load_params(args.root / PARAMS_FILE).manifest.image_size
+    os.chdir(args.root)  # the cases name their files relative to the repository
+    paths = stage_paths()
+    cases = read_cases(paths["cases"])
     swap = cases[cases["task"] == SWAP].reset_index(drop=True)
     for task in ("duplicating", SWAP):
         rows = cases[cases["task"] == task].reset_index(drop=True)
         covered, agree = [], []
-        for item in CaseDataset(rows, image_size=args.image_size):
+        for item in CaseDataset(rows, image_size=image_size):
             target, source = item["labels"].numpy(), item["exemplar_labels"].numpy()
             covered.append(np.isin(target, np.unique(source)).mean())
             agree.append((target == source).mean())
         line = f"{task}: {np.mean(covered):.3f} of target pixels have their class in the exemplar's labels"
         print(line + (f"; parsed exemplar labels equal the target's at {np.mean(agree):.3f}" if task != SWAP else ""))
     for variant in args.variants:
-        generator = load_generator(args.root / "models" / variant / "generator.pt", map_location="cpu").eval()
-        colors = class_colors(generator, swap, args.image_size, args.min_pixels)
+        generator = load_generator(paths["variant_models"] / variant / "generator.pt", map_location="cpu").eval()
+        colors = class_colors(generator, swap, image_size, args.min_pixels)
         slopes = transfer_slopes(colors)
         print(f"\n{variant}: {len(colors)} (case, class) pairs over {colors['case'].nunique()} swap cases")
         print("  " + ", ".join(f"slope {name} {value:.2f}" for name, value in slopes.items()))
