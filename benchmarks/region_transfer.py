@@ -11,7 +11,7 @@ of the class over all those cases (what a class-mean painter paints). Printed pe
   the exemplar; the same slope of the truth (t - m) is the task's own (below 1: lighting and shading differ
   between the two scenes even in one style);
 - the part of it that is not the exemplar's global tint: the slope of what the output's tint slope leaves,
-  on the exemplar's class color minus its whole-image mean;
+  on the exemplar's class color minus its whole-image mean; the same of the truth, the task's own again;
 - the same two slopes class by class (classes in at least --min-cases pairs);
 - the label coverage that bounds any routing by class: the share of target pixels whose class is in the
   exemplar's labels (swap and duplicating), and how often the parsed exemplar labels equal the target's on
@@ -84,11 +84,16 @@ def transfer_slopes(colors: pd.DataFrame) -> dict[str, float]:
     truth_means = {name: np.stack(group).mean(0) for name, group in colors.groupby("class")["t"]}
     class_mean = np.stack([truth_means[name] for name in colors["class"]])
     tint = tint - tint.mean(0)
-    tint_slope = slope(painted - class_mean, tint)
+
+    def beyond_tint(colors: np.ndarray) -> float:
+        tint_slope = slope(colors - class_mean, tint)
+        return slope(colors - class_mean - tint_slope * tint, exemplar - class_mean - tint)
+
     return {
         "output": slope(painted - class_mean, exemplar - class_mean),
         "truth": slope(truth - class_mean, exemplar - class_mean),
-        "output beyond tint": slope(painted - class_mean - tint_slope * tint, exemplar - class_mean - tint),
+        "output beyond tint": beyond_tint(painted),
+        "truth beyond tint": beyond_tint(truth),
     }
 
 

@@ -6,7 +6,7 @@ import urllib.request
 import pytest
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, reduce
 
 from egsynth.models.features import (
     IMAGENET_MEAN,
@@ -158,6 +158,25 @@ def test_image_encoder_gradients_reach_every_w_x_but_not_vgg(vgg):
     for w_x in encoder.projections:
         assert w_x.weight.grad is not None and w_x.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_image_encoder_with_colors_reads_the_images_area_mean_at_each_scale(vgg):
+    """colors: W_x^(i) * [F_vgg^(i)(x), x^(i)]; with the VGG half of W_x zeroed, F_x^(i) is a 1x1 conv of the
+    image averaged over each scale-i cell, so an image with one color per cell gives that color's response."""
+    encoder = ImageEncoder(vgg=vgg, image_channels=4, colors=True)
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        for w_x, channels in zip(encoder.projections, vgg.channels, strict=True):
+            assert w_x.in_channels == channels + 3
+            w_x.weight[:, :channels] = 0
+        features = encoder(image)
+    for scale, (w_x, f) in enumerate(zip(encoder.projections, features, strict=True)):
+        cell = 2**scale
+        area_mean = reduce(image, "b c (h p) (w q) -> b c h w", "mean", p=cell, q=cell)
+        expected = F.conv2d(area_mean, w_x.weight[:, -3:], w_x.bias)
+        assert torch.allclose(f, expected, atol=1e-5), f"scale {scale}"
+    plain = ImageEncoder(vgg=vgg, image_channels=4)
+    assert [w_x.in_channels for w_x in plain.projections] == vgg.channels
 
 
 # ---------------------------------------------------------------------------------------------

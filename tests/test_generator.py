@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from egsynth.config import ModelConfig, load_params
-from egsynth.models.generator import build_generator, parameter_counts
+from egsynth.models.generator import build_generator, load_generator, parameter_counts, save_generator
 from egsynth.models.manipulation import (
     extrapolate,
     extrapolation_positions,
@@ -172,8 +172,6 @@ def test_parameter_counts_add_up():
 
 
 def test_a_saved_generator_reloads_with_identical_outputs_without_storing_the_frozen_vgg(tmp_path):
-    from egsynth.models.generator import load_generator, save_generator
-
     generator = build_generator("full", TINY.model_copy(update={"seed": 4}), num_classes=TINY_CLASSES).eval()
     save_generator(generator, TINY.model_copy(update={"seed": 4}), tmp_path / "g.pt", num_classes=TINY_CLASSES)
     stored = torch.load(tmp_path / "g.pt", weights_only=True)
@@ -213,3 +211,16 @@ def test_attention_classes_become_one_hot_preferences_at_every_scale_and_unknown
         assert torch.equal(aligner.channel.weight[:, -6:, 0, 0], expected)
     with pytest.raises(ValueError, match="no COCO-stuff class named 'skyy'"):
         build_generator("full", config.model_copy(update={"attention_classes": ["person", "skyy"]}), num_classes=6)
+
+
+@pytest.mark.parametrize("variant", ["full", "gap"])
+def test_image_colors_give_w_x_the_exemplars_rgb_and_a_saved_generator_keeps_them(variant, tmp_path):
+    config = ModelConfig(num_scales=2, attention_maps=[4, 4, 4], image_colors=True, ngf=8)
+    generator = build_generator(variant, config, num_classes=6)
+    vgg_channels = generator.image_encoder.vgg.channels
+    assert [w_x.in_channels for w_x in generator.image_encoder.projections] == [c + 3 for c in vgg_channels]
+    save_generator(generator, config, tmp_path / "g.pt", num_classes=6)
+    reloaded = load_generator(tmp_path / "g.pt")
+    c1, x2, c2 = inputs(6, 32)
+    with torch.no_grad():
+        assert torch.equal(reloaded(c1, x2, c2).image, generator.eval()(c1, x2, c2).image)

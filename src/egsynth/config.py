@@ -163,6 +163,9 @@ class ModelConfig(_Section):
     """Hidden channels of each SPADE layer's condition convs (SPADE: 128)."""
     norm: Literal["instance", "batch"] = "instance"
     """SPADE's parameter-free normalization (`batch` becomes SyncBatchNorm on GPUs under DDP)."""
+    image_colors: bool = False
+    """W_x of Eq. 1 also reads the image's RGB, area-averaged to each scale, beside the VGG-19 features (paper:
+    false): a random VGG-19 entangles chroma with luminance (README, Deviations)."""
     attention_labels: bool = False
     """MSCA's φ (Eq. 4) and ψ (Eq. 7) also read the one-hot labels c̃2, c1 beside F_c2, F_c1 (paper: false)."""
     attention_label_init: float | list[float] = 0.0

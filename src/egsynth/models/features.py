@@ -240,24 +240,36 @@ class VGGFeatures(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """Eq. 1: F_x^(i) = W_x^(i) * F_vgg^(i)(x), a 1x1 compression per scale of frozen VGG-19 features."""
+    """Eq. 1: F_x^(i) = W_x^(i) * F_vgg^(i)(x), a 1x1 compression per scale of frozen VGG-19 features.
+
+    With `colors` (not in the paper) W_x^(i) also reads the image itself, area-averaged to scale i:
+    F_x^(i) = W_x^(i) * [F_vgg^(i)(x), x^(i)]. A random VGG-19's rectified features hold an image's
+    chroma only entangled with its luminance, which a CPU training does not learn to undo (README, Deviations).
+    """
 
     def __init__(
         self,
         *,
         vgg: VGGFeatures,  # the frozen extractor (its scales set L)
         image_channels: int,  # N: channels of F_x^(i)
+        colors: bool = False,  # W_x also reads the RGB image at each scale
     ):
         super().__init__()
         self.vgg = vgg
         self.image_channels = image_channels
-        self.projections = nn.ModuleList(nn.Conv2d(c, image_channels, kernel_size=1) for c in vgg.channels)  # W_x^(i)
+        self.colors = colors
+        extra = 3 if colors else 0
+        self.projections = nn.ModuleList(
+            nn.Conv2d(c + extra, image_channels, kernel_size=1) for c in vgg.channels
+        )  # W_x^(i)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """Images [B, 3, H, W] in [-1, 1] -> F_x^(i) [B, N, H/2^i, W/2^i] for i = 0..L."""
         # VGG is frozen: build its graph only when the image itself needs a gradient
         with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
             features = self.vgg(x)
+        if self.colors:
+            features = [torch.cat([f, F.adaptive_avg_pool2d(x, f.shape[-2:])], dim=1) for f in features]
         return [w_x(f) for w_x, f in zip(self.projections, features, strict=True)]
 
 

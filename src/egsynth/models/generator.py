@@ -109,6 +109,7 @@ class Generator(nn.Module):
         ngf: int,  # synthesis width
         spade_hidden: int,  # hidden channels of SPADE's condition convs
         norm: str,  # SPADE's parameter-free norm: instance | batch
+        image_colors: bool = False,  # W_x also reads the exemplar's RGB at each scale (not in the paper)
         attention_labels: bool = False,  # MSCA's φ and ψ also read the one-hot labels (not in the paper)
         attention_label_inits: list[float] | None = None,  # std of MSCA's tied class weights per scale (None: 0)
         attention_classes: list[int] | None = None,  # one-hot preferences, map k: the k-th index (None: Gaussian)
@@ -125,7 +126,7 @@ class Generator(nn.Module):
             condition_channels = label_channels  # the labels only: z enters through the synthesis head
         else:
             vgg = VGGFeatures(backbone=backbone, seed=seed, num_scales=num_scales)
-            self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels)
+            self.image_encoder = ImageEncoder(vgg=vgg, image_channels=image_channels, colors=image_colors)
             label_inits = attention_label_inits or [0.0] * (num_scales + 1)
             self.aligners = nn.ModuleList(
                 self._aligner(
@@ -239,6 +240,7 @@ def build_generator(variant: str, config: ModelConfig, *, num_classes: int = NUM
             ngf=config.ngf,
             spade_hidden=config.spade_hidden,
             norm=config.norm,
+            image_colors=config.image_colors,
             attention_labels=config.attention_labels,
             attention_label_inits=config.attention_label_inits,
             attention_classes=class_indices(config.attention_classes),
