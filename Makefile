@@ -41,11 +41,13 @@ $(STAMP): pyproject.toml $(LOCK) $(TORCH_STAMP)
 	$(COMPILE)
 	touch $(STAMP)
 
-# The test tools, the demo's web app and the browser test's driver, for `make test` and `make demo` only.
-$(EXTRAS_STAMP): $(STAMP)
+# The test tools, the demo's web app and the browser test's driver, for `make test` and `make demo` only: the
+# project with its extras in one install (a superset of $(STAMP)'s, which it marks done too, so a fresh
+# `make test` builds the project once).
+$(EXTRAS_STAMP): pyproject.toml $(LOCK) $(TORCH_STAMP)
 	$(PIP_INSTALL) -e '.[dev,demo,browser]'
 	$(COMPILE)
-	touch $@
+	touch $(STAMP) $@
 
 # After changing a dependency in pyproject.toml: install it (`.venv/bin/pip install -e '.[dev]'`), run
 # the tests, then `make lock` and commit the lock. Written to a temporary file first, so a failed
