@@ -1,10 +1,10 @@
 """Fixtures shared across test files, and the order the session runs its tests in.
 
 The end-to-end tests share one Prefect server and one smoke pipeline, which tests/_smoke.py starts in the background
-as the session begins; the session runs every other test first, so the build overlaps them. Under pytest-xdist
-(`make test`: `-n auto --dist loadgroup`, a worker per core) the workers share both, and the tests that use the
-smoke repo in place run on one worker, one after another (xdist group "smoke-repo"); a test that changes a repo
-takes `smoke_copy`, its own copy.
+as the session begins; the session runs every test that does not need the pipeline first, so the build overlaps
+them. Under pytest-xdist (`make test`: `-n auto --dist loadgroup`, a worker per core) the workers share both, and
+the tests that use the smoke repo in place run on one worker, one after another (xdist group "smoke-repo"); a test
+that changes a repo takes `smoke_copy`, its own copy.
 """
 
 import os
@@ -44,18 +44,22 @@ def measured_seconds(item: pytest.Item) -> float:
     return long.kwargs["seconds"] if long else 0.0
 
 
+def schedule_rank(item: pytest.Item) -> int:
+    """0: end-to-end tests of their own (tiny repos, a COCO-stuff tree); 1: unit tests; 2: the tests that need the
+    smoke repo."""
+    if "smoke_repo" in item.fixturenames:
+        return 2
+    return 0 if item.get_closest_marker("e2e") else 1
+
+
 def pytest_collection_modifyitems(items):
-    """End-to-end tests last, those that need the smoke repo after the others (a stable sort: files keep their
-    order), so that everything else runs while the smoke pipeline builds; among these the `long` ones first,
-    longest first, so that the short ones fill the other worker beside them rather than leave the longest to run
-    alone at the end; tests that use the shared smoke repo in place run on one xdist worker."""
-    items.sort(
-        key=lambda item: (
-            item.get_closest_marker("e2e") is not None,
-            "smoke_repo" in item.fixturenames,
-            -measured_seconds(item),
-        )
-    )
+    """The tests that need the smoke repo last (a stable sort: files keep their order), so that everything else runs
+    while the smoke pipeline builds: first the end-to-end tests that do not need it, then the unit tests, whose
+    seconds each let a worker come free within moments of the build's end, where a half-minute end-to-end test
+    would keep it busy past it. Within each rank the `long` ones first, longest first, so that the short ones fill
+    the other worker beside them rather than leave the longest to run alone at the end; tests that use the shared
+    smoke repo in place run on one xdist worker."""
+    items.sort(key=lambda item: (schedule_rank(item), -measured_seconds(item)))
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))

@@ -80,6 +80,7 @@ def test_an_unknown_param_key_stops_the_stage_with_one_line_naming_key_and_file(
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.long(seconds=38)
 def test_a_real_cocostuff_tree_is_read_in_place_and_a_bad_label_map_is_named(tmp_path, prefect_api):
     """`data.source: coco_stuff`: the tree is validated and digested, never copied; filter reads it in place."""
     from egsynth.data import procedural

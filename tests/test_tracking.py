@@ -265,6 +265,7 @@ def test_dvc_exp_run_temp_records_the_md5s_of_the_experiments_dvc_lock_in_the_or
 
 
 @pytest.mark.e2e  # a real `dvc queue start`
+@pytest.mark.long(seconds=39)
 def test_a_queued_experiment_runs_in_its_own_copy_and_shows_up_in_both_views(tmp_path, monkeypatch):
     """`dvc exp run --queue` + `dvc queue start` on a committed baseline: DVC runs it in a copy under
     .dvc/tmp/exps (the workspace keeps its outputs), re-running only the stage its param reaches; its params
