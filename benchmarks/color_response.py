@@ -11,7 +11,6 @@ Run: .venv/bin/python benchmarks/color_response.py [--root .] [--variants full g
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -20,11 +19,8 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `pipeline`
 
-from pipeline._stage import PARAMS_FILE, stage_paths  # noqa: E402
-
-from egsynth.config import load_params  # noqa: E402
+from _built import add_pipeline_arguments, open_pipeline  # noqa: E402
 from egsynth.data.encoding import one_hot  # noqa: E402
-from egsynth.evaluation.cases import read_cases  # noqa: E402
 from egsynth.evaluation.tasks import CaseDataset  # noqa: E402
 from egsynth.models.generator import load_generator  # noqa: E402
 
@@ -47,15 +43,11 @@ def color_response(generator, batch: dict, shift: float) -> torch.Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path("."), help="a repository with the pipeline's outputs")
-    parser.add_argument("--variants", nargs="+", default=["full", "gap"])
+    add_pipeline_arguments(parser)
     parser.add_argument("--cases", type=int, default=32, help="duplicating cases, the first of the task")
     parser.add_argument("--shift", type=float, default=0.1, help="the shift of one channel, in [-1, 1] units")
     args = parser.parse_args()
-    image_size = load_params(args.root / PARAMS_FILE).manifest.image_size
-    os.chdir(args.root)  # the cases name their files relative to the repository
-    paths = stage_paths()
-    cases = read_cases(paths["cases"])
+    paths, cases, image_size = open_pipeline(args.root)
     duplicating = cases[cases["task"] == "duplicating"].reset_index(drop=True).iloc[: args.cases]
     batch = next(iter(DataLoader(CaseDataset(duplicating, image_size=image_size), batch_size=len(duplicating))))
     for variant in args.variants:

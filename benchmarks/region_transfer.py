@@ -22,7 +22,6 @@ Run: .venv/bin/python benchmarks/region_transfer.py [--root .] [--variants full 
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -33,11 +32,9 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `pipeline`
 
-from pipeline._stage import PARAMS_FILE, stage_paths  # noqa: E402
-
-from egsynth.config import load_params  # noqa: E402
+from _built import add_pipeline_arguments, open_pipeline  # noqa: E402
 from egsynth.data.encoding import one_hot  # noqa: E402
-from egsynth.evaluation.cases import SWAP, read_cases  # noqa: E402
+from egsynth.evaluation.cases import SWAP  # noqa: E402
 from egsynth.evaluation.showcase import CLASS_NAMES  # noqa: E402
 from egsynth.evaluation.tasks import CaseDataset  # noqa: E402
 from egsynth.models.generator import load_generator  # noqa: E402
@@ -99,15 +96,11 @@ def transfer_slopes(colors: pd.DataFrame) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path("."), help="a repository with the pipeline's outputs")
-    parser.add_argument("--variants", nargs="+", default=["full", "gap"])
+    add_pipeline_arguments(parser)
     parser.add_argument("--min-pixels", type=int, default=20, help="pixels of a class in each label map")
     parser.add_argument("--min-cases", type=int, default=12, help="pairs a class needs for its own line")
     args = parser.parse_args()
-    image_size = load_params(args.root / PARAMS_FILE).manifest.image_size
-    os.chdir(args.root)  # the cases name their files relative to the repository
-    paths = stage_paths()
-    cases = read_cases(paths["cases"])
+    paths, cases, image_size = open_pipeline(args.root)
     swap = cases[cases["task"] == SWAP].reset_index(drop=True)
     for task in ("duplicating", SWAP):
         rows = cases[cases["task"] == task].reset_index(drop=True)
