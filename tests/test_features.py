@@ -162,7 +162,7 @@ def test_image_encoder_gradients_reach_every_w_x_but_not_vgg(vgg):
 
 def test_image_encoder_with_colors_reads_the_images_area_mean_at_each_scale(vgg):
     """colors: W_x^(i) * [F_vgg^(i)(x), x^(i)]; with the VGG half of W_x zeroed, F_x^(i) is a 1x1 conv of the
-    image averaged over each scale-i cell, so an image with one color per cell gives that color's response."""
+    image averaged over each 2^i x 2^i cell, the cells of VGG's pooling at scale i."""
     encoder = ImageEncoder(vgg=vgg, image_channels=4, colors=True)
     image = torch.rand(1, 3, 32, 48) * 2 - 1
     with torch.no_grad():
