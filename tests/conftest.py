@@ -52,18 +52,28 @@ def schedule_rank(item: pytest.Item) -> int:
     return 0 if item.get_closest_marker("e2e") else 1
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which turns the xdist_group marks into the groups
 def pytest_collection_modifyitems(items):
     """The tests that need the smoke repo last (a stable sort: files keep their order), so that everything else runs
     while the smoke pipeline builds: first the end-to-end tests that do not need it, then the unit tests, whose
     seconds each let a worker come free within moments of the build's end, where a half-minute end-to-end test
     would keep it busy past it. Within each rank the `long` ones first, longest first, so that the short ones fill
-    the other worker beside them rather than leave the longest to run alone at the end; tests that use the shared
-    smoke repo in place run on one xdist worker."""
+    the other worker beside them rather than leave the longest to run alone at the end.
+
+    Tests that use the shared smoke repo in place run on one xdist worker (SMOKE_GROUP), headed by the longest test
+    that needs the smoke repo. xdist hands a worker another unit of work (a group, or a test in none) whenever one
+    of its tests ends and it has two or fewer left, the one it runs next among them, so a test alone in its unit
+    always has the next unit queued behind it, idle until it ends: the guide's blocks (42 s) waited behind its
+    experiment (89 s) while the other worker had nothing left. As the group's head, the longest has the group's
+    short tests behind it, and the other long ones go to the other worker (`make test` keeps this order:
+    `--no-loadscope-reorder`; xdist would otherwise run the biggest group first)."""
     items.sort(key=lambda item: (schedule_rank(item), -measured_seconds(item)))
+    head = [item for item in items if schedule_rank(item) == 2][:1]
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
-        if "smoke_repo" in item.fixturenames and "smoke_copy" not in item.fixturenames:
+        in_place = "smoke_repo" in item.fixturenames and "smoke_copy" not in item.fixturenames
+        if in_place or (item in head and not item.get_closest_marker("xdist_group")):
             item.add_marker(pytest.mark.xdist_group(SMOKE_GROUP))
 
 

@@ -1,11 +1,15 @@
 """`make test` runs on pytest-xdist with `--dist loadgroup`: tests that build on another's state (the tiny DAG's two
 flow runs) or use the smoke repo in place carry an `xdist_group` mark so that one worker runs them all. A pytest or
-xdist version that stops honouring the mark (pytest 9.2 did, silently) would split them across workers."""
+xdist version that stops honouring the mark (pytest 9.2 did, silently) would split them across workers, and so would
+a mark added after xdist read the marks (tests/conftest.py adds the smoke repo's at collection)."""
 
+import os
 import re
 import subprocess
 import sys
 from collections import defaultdict
+
+from tests._repo import REPO
 
 GROUPED_TESTS = """
 import pytest
@@ -24,9 +28,44 @@ def test_function_marked(case):
     pass
 """
 
+# The suite's own collection hook, on stand-ins for the smoke repo's fixtures: it groups the in-place readers and the
+# longest test that needs the smoke repo.
+SUITE_CONFTEST = """
+import pytest
+
+from tests.conftest import pytest_collection_modifyitems
+
+
+@pytest.fixture
+def smoke_repo():
+    return None
+
+
+@pytest.fixture
+def smoke_copy(smoke_repo):
+    return None
+"""
+
+SMOKE_TESTS = """
+import pytest
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_in_place(smoke_repo, case):
+    pass
+
+
+@pytest.mark.long(seconds=89)
+@pytest.mark.parametrize("case", [0])
+def test_longest_copy(smoke_copy, case):
+    pass
+"""
+
 
 def test_every_test_of_an_xdist_group_runs_on_one_worker(tmp_path):
     (tmp_path / "test_grouped.py").write_text(GROUPED_TESTS)
+    (tmp_path / "test_smoke.py").write_text(SMOKE_TESTS)
+    (tmp_path / "conftest.py").write_text(SUITE_CONFTEST)
     result = subprocess.run(
         [
             sys.executable,
@@ -36,12 +75,15 @@ def test_every_test_of_an_xdist_group_runs_on_one_worker(tmp_path):
             "2",
             "--dist",
             "loadgroup",
+            "--no-loadscope-reorder",
             "-v",
             "-p",
             "no:cacheprovider",
             "test_grouped.py",
+            "test_smoke.py",
         ],
         cwd=tmp_path,
+        env=os.environ | {"PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
     )
@@ -52,4 +94,7 @@ def test_every_test_of_an_xdist_group_runs_on_one_worker(tmp_path):
     assert {test: len(ran_on) for test, ran_on in workers.items()} == {
         "test_module_marked": 1,
         "test_function_marked": 1,
+        "test_in_place": 1,
+        "test_longest_copy": 1,
     }, result.stdout[-3000:]
+    assert workers["test_in_place"] == workers["test_longest_copy"], result.stdout[-3000:]
