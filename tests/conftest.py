@@ -36,6 +36,7 @@ if WORKER:
 # machine): end-to-end tests get 30 minutes.
 E2E_TIMEOUT_SECONDS = 1800
 SMOKE_GROUP = "smoke-repo"
+LONGEST_GROUP = "longest-with-smoke"
 
 
 def measured_seconds(item: pytest.Item) -> float:
@@ -58,23 +59,38 @@ def pytest_collection_modifyitems(items):
     while the smoke pipeline builds: first the end-to-end tests that do not need it, then the unit tests, whose
     seconds each let a worker come free within moments of the build's end, where a half-minute end-to-end test
     would keep it busy past it. Within each rank the `long` ones first, longest first, so that the short ones fill
-    the other worker beside them rather than leave the longest to run alone at the end.
+    the other worker beside them rather than leave the longest to run alone at the end. Tests that use the shared
+    smoke repo in place run on one xdist worker (SMOKE_GROUP); `make test` keeps this order
+    (`--no-loadscope-reorder`: xdist would otherwise run the biggest group first).
 
-    Tests that use the shared smoke repo in place run on one xdist worker (SMOKE_GROUP), headed by the longest test
-    that needs the smoke repo. xdist hands a worker another unit of work (a group, or a test in none) whenever one
-    of its tests ends and it has two or fewer left, the one it runs next among them, so a test alone in its unit
-    always has the next unit queued behind it, idle until it ends: the guide's blocks (42 s) waited behind its
-    experiment (89 s) while the other worker had nothing left. As the group's head, the longest has the group's
-    short tests behind it, and the other long ones go to the other worker (`make test` keeps this order:
-    `--no-loadscope-reorder`; xdist would otherwise run the biggest group first)."""
+    xdist hands a worker another unit of work (a group, or a test in none) whenever one of its tests ends and it has
+    two or fewer left, the one it runs next among them, so a test alone in its unit has the next unit queued behind
+    it, idle until it ends: the guide's blocks (42 s) waited behind its experiment (89 s) while the other worker had
+    nothing left, and so did the in-place group (20 s) when it followed the experiment. So the longest test that
+    needs the smoke repo moves ahead of the last two unit tests, into one group with them: with three tests its
+    unit keeps its worker from taking more work until it ends, and the other long ones go to the other worker."""
     items.sort(key=lambda item: (schedule_rank(item), -measured_seconds(item)))
-    head = [item for item in items if schedule_rank(item) == 2][:1]
     for item in items:
         if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(E2E_TIMEOUT_SECONDS))
-        in_place = "smoke_repo" in item.fixturenames and "smoke_copy" not in item.fixturenames
-        if in_place or (item in head and not item.get_closest_marker("xdist_group")):
+        if "smoke_repo" in item.fixturenames and "smoke_copy" not in item.fixturenames:
             item.add_marker(pytest.mark.xdist_group(SMOKE_GROUP))
+    queue_the_longest_alone(items)
+
+
+def queue_the_longest_alone(items: list[pytest.Item]) -> None:
+    """Move the longest test that needs the smoke repo ahead of the last two unit tests, the three one xdist group
+    (see pytest_collection_modifyitems); nothing where the session has no such test or no two unit tests before it."""
+    longest = next((index for index, item in enumerate(items) if schedule_rank(item) == 2), None)
+    if longest is None or longest < 2:
+        return
+    unit = [items[longest], *items[longest - 2 : longest]]
+    grouped = any(item.get_closest_marker("xdist_group") for item in unit)
+    if grouped or {schedule_rank(item) for item in unit[1:]} != {1}:
+        return
+    items[longest - 2 : longest + 1] = unit
+    for item in unit:
+        item.add_marker(pytest.mark.xdist_group(LONGEST_GROUP))
 
 
 def shared_dir(tmp_path_factory) -> Path:

@@ -1,7 +1,9 @@
 """`make test` runs on pytest-xdist with `--dist loadgroup`: tests that build on another's state (the tiny DAG's two
 flow runs) or use the smoke repo in place carry an `xdist_group` mark so that one worker runs them all. A pytest or
 xdist version that stops honouring the mark (pytest 9.2 did, silently) would split them across workers, and so would
-a mark added after xdist read the marks (tests/conftest.py adds the smoke repo's at collection)."""
+a mark added after xdist read the marks (tests/conftest.py adds its marks at collection). tests/conftest.py also
+groups the longest test that needs the smoke repo with the last two unit tests, so that nothing else waits queued
+behind it."""
 
 import os
 import re
@@ -28,8 +30,7 @@ def test_function_marked(case):
     pass
 """
 
-# The suite's own collection hook, on stand-ins for the smoke repo's fixtures: it groups the in-place readers and the
-# longest test that needs the smoke repo.
+# The suite's own collection hook, on stand-ins for the smoke repo's fixtures.
 SUITE_CONFTEST = """
 import pytest
 
@@ -58,6 +59,17 @@ def test_in_place(smoke_repo, case):
 @pytest.mark.long(seconds=89)
 @pytest.mark.parametrize("case", [0])
 def test_longest_copy(smoke_copy, case):
+    pass
+
+
+@pytest.mark.long(seconds=42)
+@pytest.mark.parametrize("case", [0])
+def test_second_longest_copy(smoke_copy, case):
+    pass
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_unit(case):
     pass
 """
 
@@ -88,13 +100,15 @@ def test_every_test_of_an_xdist_group_runs_on_one_worker(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+    runs = defaultdict(list)  # worker -> the tests it ran, in order
+    for worker, test in re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED \S*::(test_\w+\[[^\]]*\])", result.stdout):
+        runs[worker].append(test)
     workers = defaultdict(set)
-    for worker, test in re.findall(r"\[(gw\d+)\] \[\s*\d+%\] PASSED \S*::(test_\w+)\[", result.stdout):
-        workers[test].add(worker)
-    assert {test: len(ran_on) for test, ran_on in workers.items()} == {
-        "test_module_marked": 1,
-        "test_function_marked": 1,
-        "test_in_place": 1,
-        "test_longest_copy": 1,
-    }, result.stdout[-3000:]
-    assert workers["test_in_place"] == workers["test_longest_copy"], result.stdout[-3000:]
+    for worker, tests in runs.items():
+        for test in tests:
+            workers[test.split("[")[0]].add(worker)
+    grouped = ("test_module_marked", "test_function_marked", "test_in_place")
+    assert {test: len(workers[test]) for test in grouped} == dict.fromkeys(grouped, 1), result.stdout[-3000:]
+    (tests,) = [tests for tests in runs.values() if "test_longest_copy[0]" in tests]
+    start = tests.index("test_longest_copy[0]")
+    assert tests[start : start + 3] == ["test_longest_copy[0]", "test_unit[2]", "test_unit[3]"], result.stdout[-3000:]
