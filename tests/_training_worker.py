@@ -1,7 +1,8 @@
-"""Tiny GAN training setups for tests/test_training.py, and the two out-of-process runs it needs.
+"""Tiny GAN training setups for tests/test_training.py and tests/test_training_checkpoints.py, and the two
+out-of-process runs they need.
 
 - `run_and_save(CHECKPOINT, OUT, sleep)`: trains the tiny resumable run (resuming from CHECKPOINT when
-  it exists) and saves the final G and D weights to OUT; the test SIGKILLs a forked process running it
+  it exists) and saves the final G and D weights to OUT; the checkpoints' test SIGKILLs a forked process running it
   midway, then resumes it in a fresh interpreter, `python tests/_training_worker.py CHECKPOINT OUT`.
 - `ddp_worker(rank, world_size, port, out)`: one rank of a 2-process gloo DDP run, forked by the test.
 """

@@ -187,6 +187,17 @@ def smoke_repo(background_pipeline, prefect_api):
 
 
 @pytest.fixture
+def one_thread():
+    """Training tests run single-threaded: bit-identical comparisons across processes, and shared CPUs."""
+    import torch  # here, not at the top: the session's ordering and the smoke build need no torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def smoke_copy(smoke_repo, tmp_path):
     """A copy of the built smoke repo (workspace, git, DVC cache, MLflow store) of this test's own: (root, env)."""
     root = tmp_path / "repo"

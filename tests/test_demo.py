@@ -22,8 +22,8 @@ from egsynth.evaluation.attention import TransferMatrix
 from egsynth.models.msca import AttentionRecord
 from egsynth.parsing.parser import Parser, build_parser, save_parser
 from egsynth.synthesis import InputError, Synthesizer
+from tests._synthesis import assert_equal_up_to_rounding, write_png16_rgb
 from tests.demo_tree import make_demo_tree
-from tests.test_synthesis import assert_equal_up_to_rounding, write_png16_rgb
 
 SIZE = 32
 runner = CliRunner()
