@@ -27,7 +27,7 @@ COMPILE := $(BIN)/python -m compileall -q -j 0 -x '$(NOT_312)' $(VENV)/lib > /de
 PIP_LOCKED := $(BIN)/pip install --quiet --no-compile --no-deps
 HEAVY := torch|torchvision|triton
 HEAVY_LINES := ^($(HEAVY)|nvidia-[a-z0-9-]+)==
-SITE_PACKAGES = $(wildcard $(VENV)/lib/python3*/site-packages)
+HEAVY_DIRS := $(foreach package,$(subst |, ,$(HEAVY)),$(VENV)/lib/python3*/site-packages/$(package))
 
 .PHONY: repro test test-fast demo chromium setup lock clean-venv locked-heavy locked-rest
 
@@ -62,7 +62,7 @@ $(EXTRAS_STAMP): pyproject.toml $(LOCK)
 
 locked-heavy:
 	grep -E '$(HEAVY_LINES)' $(LOCK) | $(PIP_LOCKED) -r /dev/stdin
-	$(BIN)/python -m compileall -q -j 0 -x '$(NOT_312)' $(foreach package,$(subst |, ,$(HEAVY)),$(SITE_PACKAGES)/$(package)) > /dev/null
+	$(BIN)/python -m compileall -q -j 0 -x '$(NOT_312)' $(HEAVY_DIRS) > /dev/null
 
 locked-rest:
 	grep -vE '$(HEAVY_LINES)' $(LOCK) | $(PIP_LOCKED) -r /dev/stdin
