@@ -23,7 +23,7 @@ NOT_312 := _312\.py$$|py312_
 COMPILE := $(BIN)/python -m compileall -q -j 0 -x '$(NOT_312)' $(VENV)/lib > /dev/null
 # `make test` installs the lock itself (every package it names, at its version: --no-deps) in two pip processes at
 # once, torch's packages and the others, each group byte-compiled once it is in (about 25 s less than one after
-# another here: 1 min 9 s to 1 min 17 s against 1 min 30 s to 1 min 41 s, ruff included).
+# another here: 1 min 9 s to 1 min 19 s against 1 min 30 s to 1 min 41 s, ruff included).
 PIP_LOCKED := $(BIN)/pip install --quiet --no-compile --no-deps
 HEAVY := torch|torchvision|triton
 HEAVY_LINES := ^($(HEAVY)|nvidia-[a-z0-9-]+)==
