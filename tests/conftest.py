@@ -186,6 +186,14 @@ def smoke_repo(background_pipeline, prefect_api):
     return root, stage_env(root, prefect_api), subprocess.CompletedProcess(command, returncode, stdout, stderr)
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The synthesis commands' tests' inputs (tests/_synthesis.py), written once per module that asks."""
+    from tests._synthesis import write_files  # here, not at the top: it imports torch and the CLI
+
+    return write_files(tmp_path_factory.mktemp("synthesis"))
+
+
 @pytest.fixture
 def one_thread():
     """Training tests run single-threaded: bit-identical comparisons across processes, and shared CPUs."""

@@ -17,16 +17,10 @@ from tests._synthesis import (
     invoke,
     read_png,
     synthesize_options,
-    write_files,
 )
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> Files:
-    return write_files(tmp_path_factory.mktemp("synthesis"))
 
 
 def synthesized(files: Files, tmp_path: Path, exemplar: str) -> np.ndarray:

@@ -16,7 +16,6 @@ from egsynth.cli import app
 from egsynth.parsing.data import write_label_map
 from tests._synthesis import (
     BAD_FILE_KINDS,
-    Files,
     blocky_labels,
     interpolate_options,
     invoke,
@@ -25,15 +24,8 @@ from tests._synthesis import (
     read_png,
     runner,
     synthesize_options,
-    write_files,
     write_png16_rgb,
 )
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> Files:
-    return write_files(tmp_path_factory.mktemp("synthesis"))
-
 
 # ---------------------------------------------------------------------------------------------
 # bad input: one line naming the file, a non-zero exit, no traceback, nothing lost
